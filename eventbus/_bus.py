@@ -1,0 +1,759 @@
+"""The broadcast bus and its subscriptions. The specification is in ``eventbus.__doc__``."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from threading import get_ident
+from types import TracebackType
+from typing import Any, Final, Generic, Literal, TypeVar
+
+import anyio
+import anyio.from_thread
+import anyio.lowlevel
+import msgspec
+import structlog
+from anyio import ClosedResourceError, EndOfStream, WouldBlock
+from anyio.abc import UnreliableObjectReceiveStream
+
+from ._envelope import Envelope
+
+__all__ = [
+    "BusStatistics",
+    "EventBus",
+    "OverflowPolicy",
+    "Subscription",
+    "SubscriptionStatistics",
+]
+
+T = TypeVar("T", bound=msgspec.Struct)
+
+OverflowPolicy = Literal["drop_oldest", "drop_newest", "block"]
+"""What a full subscription does with the next matching envelope; see ``eventbus`` docs."""
+
+_log = structlog.get_logger("eventbus")
+
+# Overflow policies as small ints: the publish loop compares them per delivery.
+_DROP_OLDEST: Final = 0
+_DROP_NEWEST: Final = 1
+_BLOCK: Final = 2
+_POLICIES: Final[dict[str, int]] = {"drop_oldest": 0, "drop_newest": 1, "block": 2}
+_POLICY_NAMES: Final = ("drop_oldest", "drop_newest", "block")
+
+#: A receiver takes at most this many ready envelopes before it yields to the scheduler.
+COOPERATIVE_BUDGET: Final = 64
+
+# The last 16 digits of an event id: 10**15 + seq keeps them fixed-width, hence sortable.
+_ID_BASE: Final = 10**15
+
+# The envelope whose effects are being handled in the current context (see caused_by).
+_cause: ContextVar[Envelope[Any] | None] = ContextVar("eventbus_cause", default=None)
+
+_time_ns = time.time_ns
+
+
+def _new_bus_id() -> str:
+    """A time-ordered, collision-resistant bus id: 48-bit ms timestamp + 64 random bits."""
+    ms = time.time_ns() // 1_000_000
+    return f"{ms:012x}{int.from_bytes(os.urandom(8), 'big'):016x}-"
+
+
+def _kind_of(event_type: type) -> str:
+    if not (isinstance(event_type, type) and issubclass(event_type, msgspec.Struct)):
+        raise TypeError(f"event must be a msgspec.Struct instance, got {event_type.__name__}")
+    tag = event_type.__struct_config__.tag
+    if tag is None:
+        return event_type.__name__
+    return str(tag)
+
+
+@dataclass(frozen=True, slots=True)
+class BusStatistics:
+    """A point-in-time view of an :class:`EventBus`, returned by :meth:`EventBus.statistics`.
+
+    Attributes:
+        published: Envelopes stamped so far; equal to the last ``seq`` handed out.
+        open_subscriptions: Subscriptions created and not yet closed.
+        closed: Whether :meth:`EventBus.close` has been called.
+    """
+
+    published: int
+    open_subscriptions: int
+    closed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionStatistics:
+    """A point-in-time view of a :class:`Subscription`, returned by its ``statistics()``.
+
+    For every open subscription, at every moment::
+
+        matched == delivered + lagged + buffered
+
+    where ``matched`` is the number of envelopes published after the subscription was created
+    that passed its ``kinds`` and ``where`` filters.
+
+    Attributes:
+        delivered: Envelopes handed to the consumer by ``receive``/``receive_nowait``.
+        lagged: Envelopes lost to the overflow policy (evicted by ``drop_oldest`` or refused by
+            ``drop_newest``). Counted at publish time, so a stuck consumer's losses show at once.
+        buffered: Envelopes waiting in the queue now (0 once the subscription is closed).
+        max_buffer_size: The queue's capacity.
+        high_water_mark: The most envelopes the queue has held at once.
+        overflow: The overflow policy.
+        name: The subscription's name, used in log events.
+    """
+
+    delivered: int
+    lagged: int
+    buffered: int
+    max_buffer_size: int
+    high_water_mark: int
+    overflow: OverflowPolicy
+    name: str
+
+
+class Subscription(UnreliableObjectReceiveStream[Envelope[T]]):
+    """One subscriber's bounded queue of envelopes, created by :meth:`EventBus.subscribe`.
+
+    It is an :class:`anyio.abc.UnreliableObjectReceiveStream` (unreliable because the drop
+    policies lose envelopes by design): ``await sub.receive()``, ``sub.receive_nowait()``,
+    ``async for envelope in sub``, ``with sub:``/``async with sub:``, ``close()``/``aclose()``.
+
+    A subscription sees only envelopes published after :meth:`EventBus.subscribe` returned,
+    in ``seq`` order. It is meant to be read by one consumer task; several tasks may receive
+    from it, but each envelope goes to exactly one of them (clones do not broadcast: subscribe
+    again for that).
+    """
+
+    __slots__ = (
+        "_budget",
+        "_bus",
+        "_burst",
+        "_closed",
+        "_delivered",
+        "_hwm",
+        "_kinds",
+        "_lagged",
+        "_max",
+        "_name",
+        "_policy",
+        "_queue",
+        "_slow_take",
+        "_track",
+        "_waiter",
+        "_where",
+    )
+
+    def __init__(
+        self,
+        bus: EventBus[T],
+        max_buffer_size: int,
+        policy: int,
+        kinds: tuple[type | str, ...] | None,
+        where: Callable[[Envelope[T]], bool] | None,
+        name: str,
+        track_causation: bool,
+    ) -> None:
+        self._bus = bus
+        self._queue: deque[Envelope[T]] = deque()
+        self._max = max_buffer_size
+        self._policy = policy
+        self._kinds = kinds
+        self._where = where
+        self._name = name
+        self._track = track_causation
+        self._closed = False
+        self._waiter: anyio.Event | None = None
+        self._delivered = 0
+        self._lagged = 0
+        self._hwm = 0
+        self._burst = 0  # envelopes lost since the consumer last received
+        self._budget = COOPERATIVE_BUDGET
+        # Whether taking an envelope needs more than pop + count (see _after_take).
+        self._slow_take = track_causation or policy == _BLOCK
+
+    def __repr__(self) -> str:
+        return (
+            f"<Subscription name={self._name!r} overflow={_POLICY_NAMES[self._policy]!r} "
+            f"buffered={len(self._queue)}/{self._max} closed={self._closed}>"
+        )
+
+    @property
+    def name(self) -> str:
+        """The subscription's name (given to ``subscribe`` or generated)."""
+        return self._name
+
+    @property
+    def closed(self) -> bool:
+        """``True`` once :meth:`close` or :meth:`aclose` has been called."""
+        return self._closed
+
+    # -- receiving ---------------------------------------------------------------------------
+
+    def receive_nowait(self) -> Envelope[T]:
+        """Take the oldest buffered envelope without waiting.
+
+        :returns: the oldest envelope in the queue.
+        :raises anyio.WouldBlock: if the queue is empty and the bus is open.
+        :raises anyio.EndOfStream: if the queue is empty and the bus is closed.
+        :raises anyio.ClosedResourceError: if this subscription has been closed.
+
+        It never yields to the event loop and never checks for cancellation.
+        """
+        if self._queue:
+            return self._take()
+        if self._closed:
+            raise ClosedResourceError
+        if self._bus._closed:
+            raise EndOfStream
+        raise WouldBlock
+
+    async def receive(self) -> Envelope[T]:
+        """Take the oldest buffered envelope, waiting for one if the queue is empty.
+
+        :returns: the oldest envelope in the queue.
+        :raises anyio.EndOfStream: once the bus is closed and everything buffered was taken.
+        :raises anyio.ClosedResourceError: if this subscription is closed, also while waiting.
+
+        Cancel safety: a cancelled ``receive`` takes nothing; the envelope it would have
+        returned is returned by the next one.
+
+        It is *not* a checkpoint on every call: when envelopes are ready it takes one without
+        touching the event loop, and it yields (and delivers cancellation) once every
+        ``COOPERATIVE_BUDGET`` (64) consecutive ready envelopes, and whenever it has to wait.
+        """
+        if self._queue and self._budget:
+            self._budget -= 1
+            return self._take()
+        return await self._receive_slow()
+
+    async def _receive_slow(self) -> Envelope[T]:
+        if self._queue:
+            # Budget spent: let other tasks run before taking more.
+            await anyio.lowlevel.checkpoint()
+            self._budget = COOPERATIVE_BUDGET
+        while True:
+            if self._queue:
+                self._budget -= 1
+                return self._take()
+            if self._closed:
+                raise ClosedResourceError
+            if self._bus._closed:
+                raise EndOfStream
+            waiter = self._waiter
+            if waiter is None:
+                waiter = self._waiter = anyio.Event()
+            await waiter.wait()
+            self._budget = COOPERATIVE_BUDGET
+
+    def _take(self) -> Envelope[T]:
+        envelope = self._queue.popleft()
+        self._delivered += 1
+        if self._slow_take:
+            self._after_take(envelope)
+        return envelope
+
+    def _after_take(self, envelope: Envelope[T]) -> None:
+        if self._burst:
+            _log.info("subscription_lag_recovered", name=self._name, lagged=self._burst)
+            self._burst = 0
+        if self._track:
+            _cause.set(envelope)
+        if self._policy == _BLOCK:
+            self._bus._notify_space()
+        self._slow_take = self._track or self._policy == _BLOCK
+
+    def _overflow(self) -> bool:
+        """The queue is full: apply the policy; return whether to append the new envelope."""
+        self._lagged += 1
+        if not self._burst:
+            _log.warning(
+                "subscription_lagged",
+                name=self._name,
+                overflow=_POLICY_NAMES[self._policy],
+                max_buffer_size=self._max,
+            )
+            self._slow_take = True
+        self._burst += 1
+        if self._policy == _DROP_OLDEST:
+            self._queue.popleft()
+            return True
+        return False
+
+    # -- closing -----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Unsubscribe and free the queue at once. Idempotent.
+
+        Envelopes still buffered are discarded (they are neither delivered nor lagged). A task
+        waiting in :meth:`receive` gets :exc:`anyio.ClosedResourceError`.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.clear()
+        self._bus._unsubscribe(self)
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            waiter.set()
+
+    async def aclose(self) -> None:
+        """Like :meth:`close`, then a checkpoint."""
+        self.close()
+        await anyio.lowlevel.checkpoint()
+
+    def __enter__(self) -> Subscription[T]:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def statistics(self) -> SubscriptionStatistics:
+        """Return a frozen snapshot of this subscription's counters (see the class)."""
+        buffered = len(self._queue)
+        return SubscriptionStatistics(
+            delivered=self._delivered,
+            lagged=self._lagged,
+            buffered=buffered,
+            max_buffer_size=self._max,
+            high_water_mark=max(self._hwm, buffered),
+            overflow=_POLICY_NAMES[self._policy],  # type: ignore[arg-type]
+            name=self._name,
+        )
+
+    def _matches_type(self, event_type: type, kind: str) -> bool:
+        kinds = self._kinds
+        if kinds is None:
+            return True
+        for k in kinds:
+            if isinstance(k, str):
+                if k == kind:
+                    return True
+            elif issubclass(event_type, k):
+                return True
+        return False
+
+
+# A route: what one event type costs to publish. ``slow`` is set when a subscription on it has
+# a ``where`` predicate or the ``block`` policy, which need a selection pass before stamping.
+_Route = tuple[str, tuple[Subscription[Any], ...], bool]
+
+
+class EventBus(Generic[T]):
+    """An in-process broadcast bus: every subscription gets every matching event.
+
+    :param max_buffer_size: the default capacity of each subscription's queue (the oxios
+        default, 256); ``subscribe`` may override it per subscription.
+    :raises ValueError: if ``max_buffer_size`` is < 1.
+    :raises TypeError: if ``max_buffer_size`` is not an int.
+
+    The bus belongs to the event loop it is first used in (first ``publish``, ``subscribe`` or
+    ``async with``) and to that loop's thread; use :meth:`publish_threadsafe` from other
+    threads. ``async with EventBus() as bus:`` closes it on exit.
+    """
+
+    def __init__(self, max_buffer_size: int = 256) -> None:
+        self._default_max = _check_buffer_size(max_buffer_size)
+        self._subs: dict[Subscription[T], None] = {}
+        self._routes: dict[type, _Route] = {}
+        self._seq = 0
+        self._closed = False
+        self._id_prefix = _new_bus_id()
+        self._thread_id: int | None = None
+        self._token: anyio.lowlevel.EventLoopToken | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._space: anyio.Event | None = None  # set when a ``block`` queue frees a slot
+        self._apublish_budget = COOPERATIVE_BUDGET
+        self._names = 0
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"<EventBus {state} published={self._seq} subscriptions={len(self._subs)}>"
+
+    @property
+    def closed(self) -> bool:
+        """``True`` once :meth:`close` has been called."""
+        return self._closed
+
+    @property
+    def max_buffer_size(self) -> int:
+        """The default capacity of new subscriptions."""
+        return self._default_max
+
+    # -- binding to a loop -------------------------------------------------------------------
+
+    def _bind(self) -> None:
+        """Adopt the running event loop and its thread, if there is one."""
+        try:
+            token = anyio.lowlevel.current_token()
+        except RuntimeError:  # no event loop in this thread: stay unbound
+            return
+        self._token = token
+        self._thread_id = get_ident()
+        native = token.native_token
+        self._loop = native if isinstance(native, asyncio.AbstractEventLoop) else None
+
+    def _wrong_thread(self, method: str) -> None:
+        if self._thread_id is None:
+            self._bind()
+            return
+        raise RuntimeError(
+            f"{method}() was called from a thread that does not run the bus's event loop; "
+            "use publish_threadsafe() from other threads"
+        )
+
+    # -- subscribing -------------------------------------------------------------------------
+
+    def subscribe(
+        self,
+        *,
+        max_buffer_size: int | None = None,
+        overflow: OverflowPolicy = "drop_oldest",
+        kinds: Iterable[type | str] | None = None,
+        where: Callable[[Envelope[T]], bool] | None = None,
+        name: str | None = None,
+        track_causation: bool = False,
+    ) -> Subscription[T]:
+        """Create a subscription with its own bounded queue.
+
+        :param max_buffer_size: the queue's capacity (default: the bus's).
+        :param overflow: what happens when the queue is full: ``"drop_oldest"`` (evict the
+            oldest, count one lag), ``"drop_newest"`` (refuse the new one, count one lag) or
+            ``"block"`` (lossless: publishers wait, see :meth:`apublish`).
+        :param kinds: only events of these classes (subclasses included) or tags.
+        :param where: only envelopes for which this predicate returns true. It runs inside
+            ``publish``, on the publisher's task: keep it cheap and side-effect free.
+        :param name: a name for logs and statistics (default ``"sub<N>"``).
+        :param track_causation: open :meth:`caused_by` for the envelope the consumer last
+            received, so what it publishes in reaction is linked to it. Costs one
+            context-variable write per receive.
+        :returns: the new :class:`Subscription`; it sees only events published from now on.
+        :raises anyio.ClosedResourceError: if the bus is closed.
+        :raises ValueError: for a bad ``max_buffer_size``, ``overflow`` or empty ``kinds``.
+        :raises TypeError: for arguments of the wrong type.
+
+        Filtered-out events are not lag. Subscriptions filtered only by ``kinds`` cost nothing
+        to events of other kinds.
+        """
+        if self._thread_id != get_ident():
+            self._wrong_thread("subscribe")
+        if self._closed:
+            raise ClosedResourceError
+        size = self._default_max if max_buffer_size is None else _check_buffer_size(
+            max_buffer_size
+        )
+        policy = _POLICIES.get(overflow) if isinstance(overflow, str) else None
+        if policy is None:
+            raise ValueError(
+                "overflow must be one of 'drop_oldest', 'drop_newest', 'block', "
+                f"got {overflow!r}"
+            )
+        kinds_t = None if kinds is None else _check_kinds(kinds)
+        if where is not None and not callable(where):
+            raise TypeError(f"where must be callable, got {type(where).__name__}")
+        if name is None:
+            self._names += 1
+            name = f"sub{self._names}"
+        elif not isinstance(name, str):
+            raise TypeError(f"name must be a str, got {type(name).__name__}")
+        sub = Subscription(self, size, policy, kinds_t, where, name, bool(track_causation))
+        self._subs[sub] = None
+        self._routes = {}
+        return sub
+
+    def _unsubscribe(self, sub: Subscription[T]) -> None:
+        if self._subs.pop(sub, 0) is None:
+            self._routes = {}
+            if sub._policy == _BLOCK:
+                self._notify_space()
+
+    def _route(self, event_type: type) -> _Route:
+        kind = _kind_of(event_type)
+        subs = tuple(s for s in self._subs if s._matches_type(event_type, kind))
+        slow = any(s._where is not None or s._policy == _BLOCK for s in subs)
+        route = (kind, subs, slow)
+        self._routes[event_type] = route
+        return route
+
+    # -- publishing --------------------------------------------------------------------------
+
+    def publish(
+        self,
+        event: T,
+        *,
+        correlation_id: str | None = None,
+        causation_id: str | None = None,
+    ) -> Envelope[T]:
+        """Stamp ``event`` into an envelope and enqueue it into every matching subscription.
+
+        Synchronous: it never awaits, never blocks and never runs consumer code (consumers
+        are tasks, not callbacks), so it may be called from a consumer of this same bus.
+
+        :param event: a msgspec Struct instance.
+        :param correlation_id: ties this event to a correlation (default: from
+            :meth:`caused_by`, else ``None``).
+        :param causation_id: the ``event_id`` of the event that caused this one (default:
+            from :meth:`caused_by`, else ``None``).
+        :returns: the envelope, the same object every subscription receives.
+        :raises anyio.ClosedResourceError: if the bus is closed.
+        :raises anyio.WouldBlock: if a matching ``block`` subscription is full; then nothing
+            is enqueued anywhere (all or nothing) and no ``seq`` is consumed. Use
+            :meth:`apublish` to wait instead.
+        :raises RuntimeError: if called from a thread that does not run the bus's loop.
+        :raises TypeError: if ``event`` is not a msgspec Struct.
+
+        Zero subscribers is not an error. An exception raised by a ``where`` predicate
+        propagates, and then too nothing is enqueued. A returned envelope does *not* mean
+        anyone will read it: a ``drop_*`` subscription may lose it later.
+        """
+        if self._thread_id != get_ident():
+            self._wrong_thread("publish")
+        if self._closed:
+            raise ClosedResourceError
+        route = self._routes.get(type(event))
+        if route is None:
+            route = self._route(type(event))
+        if correlation_id is None or causation_id is None:
+            cause = _cause.get()
+            if cause is not None:
+                if causation_id is None:
+                    causation_id = cause.event_id
+                if correlation_id is None:
+                    correlation_id = cause.correlation_id or cause.event_id
+        seq = self._seq + 1
+        envelope: Envelope[T] = Envelope(
+            seq,
+            self._id_prefix + str(_ID_BASE + seq),
+            _time_ns(),
+            route[0],
+            event,
+            correlation_id,
+            causation_id,
+        )
+        targets = self._select(route[1], envelope) if route[2] else route[1]
+        self._seq = seq
+        for sub in targets:
+            queue = sub._queue
+            n = len(queue)
+            if n >= sub._max:
+                if not sub._overflow():
+                    continue
+            elif n >= sub._hwm:
+                sub._hwm = n + 1
+            queue.append(envelope)
+            waiter = sub._waiter
+            if waiter is not None:
+                sub._waiter = None
+                waiter.set()
+        return envelope
+
+    def _select(
+        self, subs: tuple[Subscription[T], ...], envelope: Envelope[T]
+    ) -> list[Subscription[T]]:
+        targets = [s for s in subs if s._where is None or s._where(envelope)]
+        for s in targets:
+            if s._policy == _BLOCK and len(s._queue) >= s._max:
+                raise WouldBlock
+        return targets
+
+    async def apublish(
+        self,
+        event: T,
+        *,
+        correlation_id: str | None = None,
+        causation_id: str | None = None,
+    ) -> Envelope[T]:
+        """Like :meth:`publish`, but wait while a matching ``block`` subscription is full.
+
+        Once every matching ``block`` subscription has room it stamps and enqueues to all
+        at once, so ``seq`` order is enqueue order.
+
+        :returns: the envelope.
+        :raises anyio.ClosedResourceError: if the bus is closed, also while waiting.
+
+        Cancel safety: if cancelled, the event was not published. It yields to the scheduler
+        at least once every 64 calls (and whenever it waits), so a loop of ``apublish`` calls
+        lets consumers run. A consumer that ``apublish``-es into a full ``block``
+        subscription it reads itself waits forever: publish from consumers with
+        :meth:`publish` or use a drop policy there.
+        """
+        self._apublish_budget -= 1
+        if self._apublish_budget <= 0:
+            self._apublish_budget = COOPERATIVE_BUDGET
+            await anyio.lowlevel.checkpoint()
+        while True:
+            try:
+                return self.publish(
+                    event, correlation_id=correlation_id, causation_id=causation_id
+                )
+            except WouldBlock:
+                space = self._space
+                if space is None:
+                    space = self._space = anyio.Event()
+                await space.wait()
+                self._apublish_budget = COOPERATIVE_BUDGET
+
+    def _notify_space(self) -> None:
+        space = self._space
+        if space is not None:
+            self._space = None
+            space.set()
+
+    def publish_threadsafe(
+        self,
+        event: T,
+        *,
+        correlation_id: str | None = None,
+        causation_id: str | None = None,
+    ) -> Envelope[T]:
+        """Publish from any thread: hand the publish to the bus's loop and wait for it.
+
+        On the loop's own thread it simply calls :meth:`publish`.
+
+        :returns: the envelope.
+        :raises anyio.RunFinishedError: if the bus's loop has stopped or closed (it never
+            hangs on a stopped loop).
+        :raises RuntimeError: if the bus has not been used inside an event loop yet, so it
+            has no loop to hand the publish to.
+        :raises: whatever :meth:`publish` raises on the loop (``ClosedResourceError``,
+            ``WouldBlock``, ...).
+        """
+        if get_ident() == self._thread_id:
+            return self.publish(event, correlation_id=correlation_id, causation_id=causation_id)
+        token = self._token
+        if token is None:
+            raise RuntimeError(
+                "publish_threadsafe() needs the bus's event loop: use the bus inside a running "
+                "event loop first (subscribe, publish or async with)"
+            )
+
+        def call() -> Envelope[T]:
+            return self.publish(event, correlation_id=correlation_id, causation_id=causation_id)
+
+        if self._loop is None:
+            return anyio.from_thread.run_sync(call, token=token)
+        return _run_on_asyncio_loop(self._loop, call)
+
+    # -- causation ---------------------------------------------------------------------------
+
+    @contextmanager
+    def caused_by(self, envelope: Envelope[Any]) -> Iterator[None]:
+        """Within this block, publishes default their ids to descend from ``envelope``.
+
+        A publish that does not give them gets ``causation_id = envelope.event_id`` and
+        ``correlation_id = envelope.correlation_id or envelope.event_id`` (a root event starts
+        a correlation). Explicit arguments always win. The scope is a context variable: it
+        follows the current task (and threads started with a copied context), applies to any
+        bus, and nests.
+        """
+        token = _cause.set(envelope)
+        try:
+            yield
+        finally:
+            _cause.reset(token)
+
+    # -- closing -----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the bus. Synchronous and idempotent.
+
+        Publishing and subscribing then raise :exc:`anyio.ClosedResourceError`; waiting
+        ``apublish`` calls raise it too. Each subscription first yields everything it still
+        holds, then raises :exc:`anyio.EndOfStream`, so ``async for`` loops end.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        self._routes = {}
+        self._notify_space()
+        for sub in self._subs:
+            waiter = sub._waiter
+            if waiter is not None:
+                sub._waiter = None
+                waiter.set()
+
+    async def __aenter__(self) -> EventBus[T]:
+        if self._thread_id is None:
+            self._bind()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def statistics(self) -> BusStatistics:
+        """Return a frozen snapshot of the bus's counters (see :class:`BusStatistics`)."""
+        return BusStatistics(
+            published=self._seq, open_subscriptions=len(self._subs), closed=self._closed
+        )
+
+
+def _check_buffer_size(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"max_buffer_size must be an int, got {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"max_buffer_size must be >= 1, got {value}")
+    return value
+
+
+def _check_kinds(kinds: Iterable[type | str]) -> tuple[type | str, ...]:
+    if isinstance(kinds, str | type):
+        kinds = (kinds,)
+    result = tuple(kinds)
+    if not result:
+        raise ValueError("kinds must not be empty (pass None to receive every kind)")
+    for k in result:
+        if not (isinstance(k, str) or (isinstance(k, type) and issubclass(k, msgspec.Struct))):
+            raise TypeError(f"kinds must hold event classes or tag strings, got {k!r}")
+    return result
+
+
+def _run_on_asyncio_loop(loop: asyncio.AbstractEventLoop, func: Callable[[], Any]) -> Any:
+    """Run ``func`` on ``loop`` from another thread; never hang on a stopped loop.
+
+    anyio's ``from_thread`` waits forever when an asyncio loop is stopped but not closed, since
+    the callback is queued and never run. Here the caller polls: if the loop is no longer
+    running and the callback has not started, it is cancelled and the call fails.
+    """
+    future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+
+    def run() -> None:
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            future.set_result(func())
+        except BaseException as exc:
+            future.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+
+    if loop.is_closed() or not loop.is_running():
+        raise anyio.RunFinishedError
+    try:
+        loop.call_soon_threadsafe(run)
+    except RuntimeError:  # closed in between
+        raise anyio.RunFinishedError from None
+    while True:
+        try:
+            return future.result(timeout=0.05)
+        except concurrent.futures.TimeoutError:
+            if not loop.is_running() and future.cancel():
+                raise anyio.RunFinishedError from None
