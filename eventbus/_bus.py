@@ -45,7 +45,7 @@ _DROP_OLDEST: Final = 0
 _DROP_NEWEST: Final = 1
 _BLOCK: Final = 2
 _POLICIES: Final[dict[str, int]] = {"drop_oldest": 0, "drop_newest": 1, "block": 2}
-_POLICY_NAMES: Final = ("drop_oldest", "drop_newest", "block")
+_POLICY_NAMES: Final[tuple[OverflowPolicy, ...]] = ("drop_oldest", "drop_newest", "block")
 
 #: A receiver takes at most this many ready envelopes before it yields to the scheduler.
 COOPERATIVE_BUDGET: Final = 64
@@ -135,8 +135,8 @@ class Subscription(UnreliableObjectReceiveStream[Envelope[T]]):
 
     __slots__ = (
         "_budget",
-        "_bus",
         "_burst",
+        "_bus",
         "_closed",
         "_delivered",
         "_hwm",
@@ -331,7 +331,7 @@ class Subscription(UnreliableObjectReceiveStream[Envelope[T]]):
             buffered=buffered,
             max_buffer_size=self._max,
             high_water_mark=max(self._hwm, buffered),
-            overflow=_POLICY_NAMES[self._policy],  # type: ignore[arg-type]
+            overflow=_POLICY_NAMES[self._policy],
             name=self._name,
         )
 
@@ -379,6 +379,7 @@ class EventBus(Generic[T]):
         self._space: anyio.Event | None = None  # set when a ``block`` queue frees a slot
         self._apublish_budget = COOPERATIVE_BUDGET
         self._names = 0
+        self._taps: tuple[Callable[[Envelope[T]], object], ...] = ()
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
@@ -453,14 +454,13 @@ class EventBus(Generic[T]):
             self._wrong_thread("subscribe")
         if self._closed:
             raise ClosedResourceError
-        size = self._default_max if max_buffer_size is None else _check_buffer_size(
-            max_buffer_size
+        size = (
+            self._default_max if max_buffer_size is None else _check_buffer_size(max_buffer_size)
         )
         policy = _POLICIES.get(overflow) if isinstance(overflow, str) else None
         if policy is None:
             raise ValueError(
-                "overflow must be one of 'drop_oldest', 'drop_newest', 'block', "
-                f"got {overflow!r}"
+                f"overflow must be one of 'drop_oldest', 'drop_newest', 'block', got {overflow!r}"
             )
         kinds_t = None if kinds is None else _check_kinds(kinds)
         if where is not None and not callable(where):
@@ -544,8 +544,12 @@ class EventBus(Generic[T]):
             correlation_id,
             causation_id,
         )
-        targets = self._select(route[1], envelope) if route[2] else route[1]
-        self._seq = seq
+        self._deliver(self._select(route[1], envelope) if route[2] else route[1], envelope)
+        return envelope
+
+    def _deliver(self, targets: Iterable[Subscription[T]], envelope: Envelope[T]) -> None:
+        """Enqueue ``envelope`` into ``targets`` (already selected) and commit its seq."""
+        self._seq = envelope.seq
         for sub in targets:
             queue = sub._queue
             n = len(queue)
@@ -559,7 +563,70 @@ class EventBus(Generic[T]):
             if waiter is not None:
                 sub._waiter = None
                 waiter.set()
+        if self._taps:
+            for tap in self._taps:
+                try:
+                    tap(envelope)
+                except Exception:
+                    _log.exception("bus_tap_failed", tap=repr(tap), seq=envelope.seq)
+
+    def publish_envelope(self, envelope: Envelope[T], *, keep_seq: bool = False) -> Envelope[T]:
+        """Deliver an envelope stamped elsewhere (a session log, another process).
+
+        It keeps the envelope's ``event_id``, ``ts_ns``, ``kind``, correlation and causation
+        ids, ``origin`` and ``replayed`` flag, and goes through the same filters, overflow
+        policies and taps as :meth:`publish`.
+
+        :param keep_seq: keep ``envelope.seq`` as well. The bus's sequence then jumps to it,
+            so it must be greater than the last ``seq`` handed out; this is the one way a
+            bus's ``seq`` can have gaps (a replay of a lossy log). With ``False`` (default)
+            the envelope is copied with the bus's next ``seq``.
+        :returns: the envelope delivered (the same object when ``keep_seq`` is true).
+        :raises ValueError: if ``keep_seq`` is true and ``envelope.seq`` is not greater than
+            the bus's last ``seq``.
+        :raises anyio.ClosedResourceError, anyio.WouldBlock, RuntimeError, TypeError: as
+            :meth:`publish`.
+        """
+        if self._thread_id != get_ident():
+            self._wrong_thread("publish_envelope")
+        if self._closed:
+            raise ClosedResourceError
+        if not isinstance(envelope, Envelope):
+            raise TypeError(f"envelope must be an Envelope, got {type(envelope).__name__}")
+        route = self._routes.get(type(envelope.event))
+        if route is None:
+            route = self._route(type(envelope.event))
+        if keep_seq:
+            if envelope.seq <= self._seq:
+                raise ValueError(
+                    f"envelope.seq must be greater than the bus's last seq {self._seq}, "
+                    f"got {envelope.seq}"
+                )
+        else:
+            envelope = msgspec.structs.replace(envelope, seq=self._seq + 1)
+        self._deliver(self._select(route[1], envelope) if route[2] else route[1], envelope)
         return envelope
+
+    def add_tap(self, tap: Callable[[Envelope[T]], object]) -> Callable[[], None]:
+        """Call ``tap(envelope)`` synchronously inside every successful publish.
+
+        A tap runs on the publisher's task, after the envelope was enqueued into the
+        subscriptions, for every envelope regardless of filters; it never lags and needs no
+        task. It adds its own cost to every publish, so keep it short (the audit trail's
+        ``inline`` mode is one). An exception raised by a tap is logged (``bus_tap_failed``)
+        and does not reach the publisher.
+
+        :returns: a function that removes the tap (idempotent).
+        :raises TypeError: if ``tap`` is not callable.
+        """
+        if not callable(tap):
+            raise TypeError(f"tap must be callable, got {type(tap).__name__}")
+        self._taps = (*self._taps, tap)
+
+        def remove() -> None:
+            self._taps = tuple(t for t in self._taps if t is not tap)
+
+        return remove
 
     def _select(
         self, subs: tuple[Subscription[T], ...], envelope: Envelope[T]
@@ -646,7 +713,8 @@ class EventBus(Generic[T]):
 
         if self._loop is None:
             return anyio.from_thread.run_sync(call, token=token)
-        return _run_on_asyncio_loop(self._loop, call)
+        result: Envelope[T] = _run_on_asyncio_loop(self._loop, call)
+        return result
 
     # -- causation ---------------------------------------------------------------------------
 
