@@ -81,6 +81,16 @@ def _trio_lowlevel() -> Any:
     return trio.lowlevel
 
 
+async def _checkpoint() -> None:
+    """anyio's checkpoint, minus its backend lookup (it is ``sleep(0)`` on asyncio)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        await anyio.lowlevel.checkpoint()
+    else:
+        await asyncio.sleep(0)
+
+
 def _kind_of(event_type: type) -> str:
     if not (isinstance(event_type, type) and issubclass(event_type, msgspec.Struct)):
         raise TypeError(f"event must be a msgspec.Struct instance, got {event_type.__name__}")
@@ -281,7 +291,7 @@ class Subscription(UnreliableObjectReceiveStream[Envelope[T]]):
     async def _receive_slow(self) -> Envelope[T]:
         if self._ready():
             # Budget spent: let other tasks run before taking more.
-            await anyio.lowlevel.checkpoint()
+            await _checkpoint()
             self._budget = COOPERATIVE_BUDGET
         while True:
             if self._ready():
@@ -607,6 +617,31 @@ class EventBus(Generic[T]):
     ``async with``) and to that loop's thread; use :meth:`publish_threadsafe` from other
     threads. ``async with EventBus() as bus:`` closes it on exit.
     """
+
+    __slots__ = (
+        "__weakref__",
+        "_apublish_budget",
+        "_closed",
+        "_default_max",
+        "_id_prefix",
+        "_loop",
+        "_names",
+        "_owner",
+        "_queue_subs",
+        "_ring",
+        "_ring_lag_at",
+        "_ring_pos",
+        "_ring_size",
+        "_ring_subs",
+        "_ring_waiting",
+        "_routes",
+        "_seq",
+        "_space",
+        "_subs",
+        "_taps",
+        "_thread_id",
+        "_token",
+    )
 
     def __init__(self, max_buffer_size: int = 256) -> None:
         self._default_max = _check_buffer_size(max_buffer_size)
