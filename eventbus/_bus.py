@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import itertools
 import os
 import sys
 import time
@@ -416,6 +417,11 @@ class Subscription(UnreliableObjectReceiveStream[Envelope[T]]):
     def _pending_loss(self) -> int:
         return 0
 
+    def _peek(self, limit: int) -> list[Envelope[T]]:
+        """Up to ``limit`` buffered envelopes, oldest first, without taking them (for
+        ``eventbus.testing``'s failure messages)."""
+        raise NotImplementedError
+
     def _matches_type(self, event_type: type, kind: str) -> bool:
         kinds = self._kinds
         if kinds is None:
@@ -446,6 +452,9 @@ class _QueueSubscription(Subscription[T]):
 
     def _release(self) -> None:
         self._queue.clear()
+
+    def _peek(self, limit: int) -> list[Envelope[T]]:
+        return list(itertools.islice(self._queue, limit))
 
     def receive_nowait(self) -> Envelope[T]:
         if self._queue:
@@ -525,6 +534,12 @@ class _RingSubscription(Subscription[T]):
 
     def _ready(self) -> bool:
         return self._cursor < self._bus._ring_pos
+
+    def _peek(self, limit: int) -> list[Envelope[T]]:
+        bus = self._bus
+        head = bus._ring_pos
+        first = head - self._buffered()
+        return [bus._ring[pos % bus._ring_size] for pos in range(first, min(head, first + limit))]
 
     def _release(self) -> None:
         self._lagged += self._pending_loss()

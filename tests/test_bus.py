@@ -725,3 +725,15 @@ async def test_a_waiting_consumer_is_woken_by_a_publish_from_another_thread() ->
             await anyio.wait_all_tasks_blocked()
             envelope = await anyio.to_thread.run_sync(bus.publish_threadsafe, Ping())
     assert got == [envelope]
+
+
+@pytest.mark.parametrize("kinds", [None, [Ping]], ids=["ring", "queue"])
+async def test_peek_shows_buffered_envelopes_without_taking_them(kinds: list[type] | None) -> None:
+    bus = EventBus[Ping](3)
+    sub = bus.subscribe(kinds=kinds)
+    envelopes = [bus.publish(Ping(n=n)) for n in range(5)]
+    assert sub._peek(2) == envelopes[2:4]
+    assert sub._peek(10) == envelopes[2:]
+    assert sub.receive_nowait() is envelopes[2]
+    sub.close()
+    assert sub._peek(10) == []
