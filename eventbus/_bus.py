@@ -1047,15 +1047,31 @@ class EventBus(Generic[T]):
         subscription it reads itself waits forever: publish from consumers with
         :meth:`publish` or use a drop policy there.
         """
+        return await self._when_room(
+            lambda: self.publish(event, correlation_id=correlation_id, causation_id=causation_id)
+        )
+
+    async def apublish_envelope(
+        self, envelope: Envelope[T], *, keep_seq: bool = False
+    ) -> Envelope[T]:
+        """Like :meth:`publish_envelope`, but wait while a matching ``block`` subscription
+        is full, exactly as :meth:`apublish` does.
+
+        :returns: the envelope delivered.
+        :raises anyio.ClosedResourceError: if the bus is closed, also while waiting.
+        :raises ValueError, TypeError: as :meth:`publish_envelope`.
+        """
+        return await self._when_room(lambda: self.publish_envelope(envelope, keep_seq=keep_seq))
+
+    async def _when_room(self, publish: Callable[[], Envelope[T]]) -> Envelope[T]:
+        """Call ``publish`` until it stops raising WouldBlock; the body of the a-variants."""
         self._apublish_budget -= 1
         if self._apublish_budget <= 0:
             self._apublish_budget = COOPERATIVE_BUDGET
-            await anyio.lowlevel.checkpoint()
+            await _checkpoint()
         while True:
             try:
-                return self.publish(
-                    event, correlation_id=correlation_id, causation_id=causation_id
-                )
+                return publish()
             except WouldBlock:
                 space = self._space
                 if space is None:

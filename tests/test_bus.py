@@ -737,3 +737,22 @@ async def test_peek_shows_buffered_envelopes_without_taking_them(kinds: list[typ
     assert sub.receive_nowait() is envelopes[2]
     sub.close()
     assert sub._peek(10) == []
+
+
+async def test_apublish_envelope_waits_for_room_and_keeps_the_seq() -> None:
+    source = EventBus[Ping]()
+    envelopes = [source.publish(Ping(n=n)) for n in range(3)]
+    bus = EventBus[Ping]()
+    lossless = bus.subscribe(max_buffer_size=1, overflow="block")
+    received: list[int] = []
+
+    async def consumer() -> None:
+        for _ in range(3):
+            received.append((await lossless.receive()).seq)
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(consumer)
+            for envelope in envelopes:
+                assert await bus.apublish_envelope(envelope, keep_seq=True) is envelope
+    assert received == [1, 2, 3]
