@@ -52,8 +52,9 @@ _POLICY_NAMES: Final[tuple[OverflowPolicy, ...]] = ("drop_oldest", "drop_newest"
 #: A receiver takes at most this many ready envelopes before it yields to the scheduler.
 COOPERATIVE_BUDGET: Final = 64
 
-# The last 16 digits of an event id: 10**15 + seq keeps them fixed-width, hence sortable.
-_ID_BASE: Final = 10**15
+# An event id is the bus id, then seq as 14 fixed-width hex digits (so ids sort in seq order):
+# the high 11 change every 4096 publishes and are cached, the low 3 come from this table.
+_ID_LOW: Final = tuple(f"{n:03x}" for n in range(4096))
 
 # The envelope whose effects are being handled in the current context (see caused_by).
 _cause: ContextVar[Envelope[Any] | None] = ContextVar("eventbus_cause", default=None)
@@ -672,6 +673,7 @@ class EventBus(Generic[T]):
         "_apublish_budget",
         "_closed",
         "_default_max",
+        "_id_high",
         "_id_prefix",
         "_loop",
         "_names",
@@ -712,6 +714,7 @@ class EventBus(Generic[T]):
         self._seq = 0
         self._closed = False
         self._id_prefix = _new_bus_id()
+        self._id_high = self._id_prefix + "0" * 11  # the id prefix of seqs 0..4095
         self._thread_id: int | None = None  # the loop's thread, once bound
         self._owner: int | None = None  # == _thread_id while open; the fast-path guard
         self._token: anyio.lowlevel.EventLoopToken | None = None
@@ -937,9 +940,12 @@ class EventBus(Generic[T]):
                     correlation_id = cause.correlation_id or cause.event_id
         kind, subs, slow = route
         seq = self._seq + 1
+        low = seq & 4095
+        if not low:
+            self._id_high = f"{self._id_prefix}{seq >> 12:011x}"
         envelope: Envelope[T] = Envelope(
             seq,
-            self._id_prefix + str(_ID_BASE + seq),
+            self._id_high + _ID_LOW[low],
             _time_ns(),
             kind,
             event,
@@ -975,7 +981,8 @@ class EventBus(Generic[T]):
 
     def _deliver(self, targets: Iterable[_QueueSubscription[T]], envelope: Envelope[T]) -> None:
         """Enqueue ``envelope`` into ``targets`` (already selected) and commit its seq."""
-        self._seq = envelope.seq
+        self._seq = seq = envelope.seq
+        self._id_high = f"{self._id_prefix}{seq >> 12:011x}"  # the seq may have jumped
         if self._ring_subs:
             pos = self._ring_pos
             self._ring[pos % self._ring_size] = envelope

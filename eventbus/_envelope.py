@@ -23,10 +23,11 @@ class Envelope(msgspec.Struct, Generic[T_co], frozen=True, gc=False):
         Bus-wide sequence number: starts at 1, strictly increasing, no gaps. A refused publish
         (closed bus, :exc:`anyio.WouldBlock`) consumes no number.
     ``event_id``
-        Unique, time-ordered text id. It is the bus's id (a time-ordered prefix taken when the
-        bus was created, plus 64 random bits) followed by a fixed-width counter, so ids of one
-        bus sort in publish order and ids of different buses never collide in practice. It is
-        *not* a UUID: building a UUID per event would cost more than the rest of ``publish``.
+        Unique, time-ordered text id: the bus's id (its creation time in milliseconds as 12 hex
+        digits, then 64 random bits as 16, then ``-``) followed by ``seq`` as 14 fixed-width
+        hex digits. Ids of one bus sort in publish order, ids of different buses never collide
+        in practice, and ids sort by bus creation time first. It is *not* a UUID: building a
+        UUID per event would cost more than the rest of ``publish``.
     ``ts_ns``
         Wall-clock time of the publish, from :func:`time.time_ns`.
     ``kind``

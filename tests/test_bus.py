@@ -781,3 +781,15 @@ async def test_cancelling_one_waiting_consumer_leaves_the_others_waiting() -> No
             bus.publish(Ping())
     assert got == [1]
     assert doomed_sub.receive_nowait().seq == 1
+
+
+async def test_event_ids_stay_unique_and_sorted_across_id_blocks_and_seq_jumps() -> None:
+    bus = EventBus[Ping]()
+    ids = [bus.publish(Ping()).event_id for _ in range(5000)]  # crosses a 4096 block
+    donor = EventBus[Ping]()
+    jumped = msgspec.structs.replace(donor.publish(Ping()), seq=10_000)
+    bus.publish_envelope(jumped, keep_seq=True)
+    ids += [bus.publish(Ping()).event_id for _ in range(5000)]
+    assert len(set(ids)) == len(ids) == 10_000
+    assert ids == sorted(ids)
+    assert ids[-1].endswith(f"{15_000:014x}")
