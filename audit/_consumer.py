@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from dataclasses import dataclass
+from itertools import islice
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Literal
 
@@ -263,9 +264,20 @@ class Auditor:
                     else:
                         await self._consume()
                 finally:
+                    # Stop taking envelopes, record what was already published, then let the
+                    # writer finish: all synchronous, so no publish slips in between.
+                    if self._remove_tap is not None:
+                        self._remove_tap()
+                        self._remove_tap = None
                     self._drain()
+                    if self._sub is not None:
+                        self._sub.close()
                     self._consumer_done.set()
                     self._wake_writer()
+            await self._write_remaining()
+        except BaseException:
+            await self._write_remaining()
+            raise
         finally:
             self._teardown()
 
@@ -286,10 +298,13 @@ class Auditor:
         sub = self._sub
         assert sub is not None
         on_envelope = self._on_envelope
+        pending = self._pending
+        # Without a sink nothing is ever pending, so the bound never stops a batch.
+        limit = self._sink_buffer if self._sink is not None else 1
         while not self._stopping:
             n = 0
             try:
-                while n < _BATCH:
+                while n < _BATCH and len(pending) < limit:
                     on_envelope(sub.receive_nowait())
                     n += 1
             except WouldBlock:
@@ -483,24 +498,31 @@ class Auditor:
                     continue
                 await self._write_batch()
         finally:
-            with anyio.CancelScope(shield=True):
-                await self._consumer_done.wait()
-                while self._pending and self._sink_failed is None:
-                    await self._write_batch()
-                self._writer_done = True
-                self._notify_progress()
+            self._writer_done = True
+            self._notify_progress()
+
+    async def _write_remaining(self) -> None:
+        """After the consumer stopped (also when cancelled): write what is still pending."""
+        if self._sink is None:
+            return
+        with anyio.CancelScope(shield=True):
+            while self._pending and self._sink_failed is None:
+                await self._write_batch()
 
     async def _write_batch(self) -> None:
         sink = self._sink
         assert sink is not None
         pending = self._pending
-        batch = [pending.popleft() for _ in range(min(len(pending), self._sink_batch))]
+        n = min(len(pending), self._sink_batch)
+        batch = list(islice(pending, n))
         try:
+            # Not abandoned on cancellation: either the write never started (cancelled at
+            # the call's checkpoint: the batch stays pending) or it completes and returns.
             await anyio.to_thread.run_sync(sink.write, batch)
         except Exception as exc:
             self._sink_failed = exc
             self._sink_errors += 1
-            self._sink_lost += len(batch) + len(pending)
+            self._sink_lost += len(pending)
             pending.clear()
             _log.error(
                 "audit_sink_failed",
@@ -514,7 +536,9 @@ class Auditor:
             if self._on_sink_error == "raise":
                 raise
             return
-        self._sink_written += len(batch)
+        for _ in range(n):
+            pending.popleft()
+        self._sink_written += n
         self._written_seq = batch[-1].seq
         self._sink_full_logged = False
         self._notify_progress()
