@@ -63,7 +63,7 @@ from ._actions import (
     ToolResult,
 )
 from ._consumer import AuditMode, Auditor, AuditorStatistics, attach_audit_trail
-from ._entry import GENESIS_HASH, AuditEntry, entry_hash, verify_chain
+from ._entry import GENESIS_HASH, AuditEntry, entry_hash, entry_schema, verify_chain
 from ._kernel import extract_agent_id, kernel_event_to_audit_action, map_kernel_event
 from ._mapper import AuditMapper, MapFn
 from ._redact import REDACTED, Redactor, is_secret_key, redact_secrets
@@ -97,6 +97,7 @@ __all__ = [
     "TrailStatistics",
     "attach_audit_trail",
     "entry_hash",
+    "entry_schema",
     "extract_agent_id",
     "is_secret_key",
     "kernel_event_to_audit_action",

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from typing import Final
+from typing import Any, Final
 
 import msgspec
 
 from ._actions import AuditAction
 
-__all__ = ["GENESIS_HASH", "AuditEntry", "entry_hash", "verify_chain"]
+__all__ = ["GENESIS_HASH", "AuditEntry", "entry_hash", "entry_schema", "verify_chain"]
 
 #: ``prev_hash`` of the first entry of a trail: 64 zeros.
 GENESIS_HASH: Final = "0" * 64
@@ -194,3 +194,20 @@ def check_chain(
         last = entry
         expected += 1
     return None, last
+
+
+def entry_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of one :class:`AuditEntry` as the sinks write it.
+
+    :returns: ``msgspec.json.schema(AuditEntry)`` with ``$schema``, ``title``
+        (``"audit_entry"``) and ``description``, in the shape of the generated files in
+        ``schemas/`` (see :mod:`eventbus.schema`). The ``action`` is a ``oneOf`` of the
+        action classes, told apart by their ``type`` tag.
+    """
+    raw = msgspec.json.schema(AuditEntry)
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "audit_entry",
+        "description": "One entry of the audit trail (audit.AuditEntry), as a JSONL line.",
+        **raw,
+    }

@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable
 from typing import Any, Final, TypeAlias
 
-import msgspec
+from eventbus.codec import encode_json
 
 __all__ = [
     "REDACTED",
@@ -26,9 +26,9 @@ Redactor: TypeAlias = Callable[[Any], Any]
 """A function from an event's builtin form (``msgspec.to_builtins``: dicts, lists, str,
 int, float, bool, None) to the builtin form to store. It must not mutate its argument."""
 
-# Canonical JSON: struct fields and dict keys sorted, so equal events encode to equal bytes.
-# (eventbus.codec's canonical encoder is the same msgspec configuration.)
-canonical_json = msgspec.json.Encoder(order="sorted").encode
+# Canonical JSON (struct fields and dict keys sorted): equal events encode to equal bytes, and
+# a resource reads exactly like the event on the wire, minus what redaction replaced.
+canonical_json: Final = encode_json
 
 # Words of a key: camelCase humps and runs separated by anything that is not a letter/digit.
 _WORDS: Final = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])|[0-9]+")

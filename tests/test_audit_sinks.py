@@ -545,3 +545,22 @@ async def test_cancelling_a_started_auditor_still_writes_what_was_published(
     assert len(trail) == 200
     assert read_jsonl(path).entries == trail.entries()
     assert verify_sink(path) is None
+
+
+def test_every_jsonl_line_validates_against_the_entry_schema(tmp_path: Path) -> None:
+    import jsonschema
+
+    from audit import entry_schema
+
+    trail = trail_of(3)
+    trail.append("system", EventsDropped(count=2, first_seq=1, last_seq=2), event_seq=None)
+    trail.append("a", Other(detail="x"), event_seq=4, event_id="e", category="mm", primitive="mm")
+    path = tmp_path / "audit.jsonl"
+    with JsonlSink(path) as sink:
+        sink.write(trail.entries())
+    validator = jsonschema.Draft202012Validator(entry_schema())
+    for line in path.read_bytes().splitlines():
+        validator.validate(msgspec.json.decode(line))
+    bad = msgspec.json.decode(path.read_bytes().splitlines()[0])
+    bad["action"] = {"type": "Nope"}
+    assert not validator.is_valid(bad)

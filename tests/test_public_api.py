@@ -196,6 +196,7 @@ AUDIT_ALL = [
     "TrailStatistics",
     "attach_audit_trail",
     "entry_hash",
+    "entry_schema",
     "extract_agent_id",
     "is_secret_key",
     "kernel_event_to_audit_action",
