@@ -424,7 +424,7 @@ class Auditor:
             except Exception as exc:
                 error = exc
         try:
-            resource = mapper.resource(event)
+            resource = mapper._resource(event, info.scan)
         except Exception as exc:
             resource = "<unavailable: redaction failed>"
             error = error or exc

@@ -194,6 +194,32 @@ def _debug_opt_str(value: str | None) -> str:
 
 def _map_supervisor(event: SupervisorEvent) -> tuple[str, AuditAction]:
     match event:
+        # The most frequent events first: a match tries its cases in order.
+        case ToolExecutionProgress(
+            session_id=session_id, tool_name=tool, tab_id=tab_id, context=context
+        ):
+            detail = f"tool_progress:{tool}"
+            if tab_id is not None:
+                detail += f":tab={tab_id}"
+            kind = context.get("kind") if isinstance(context, dict) else None
+            if isinstance(kind, str):
+                detail += f":{kind}"
+            return f"session:{session_id}", Other(detail=detail)
+        case ToolExecutionStarted(session_id=session_id, tool_name=tool):
+            return f"session:{session_id}", Other(detail=f"tool_started:{tool}")
+        case ToolExecutionFinished(session_id=session_id, tool_name=tool, is_error=is_error):
+            outcome = "error" if is_error else "ok"
+            return f"session:{session_id}", Other(detail=f"tool_finished:{tool}:{outcome}")
+        case TokenUsageUpdate(session_id=session_id, input_tokens=tin, output_tokens=tout):
+            return f"session:{session_id}", Other(detail=f"tokens:in={tin}:out={tout}")
+        case ReasoningFragment(session_id=session_id, source=source):
+            return f"session:{session_id}", Other(detail=f"reasoning:{source}")
+        case AgentOutput(agent_id=agent, output=output):
+            return str(agent), Other(detail=f"agent_output:{output}")
+        case MemoryRecallUsed(session_id=session_id, query=query, count=count):
+            return f"session:{session_id}", MemoryRead(entry_id=f"recall:{query}:{count}results")
+        case MessageReceived(from_=sender, content=content):
+            return str(sender), Other(detail=f"message: {content}")
         case AgentCreated(id=agent, name=name):
             return str(agent), AgentSpawn(task_type=name)
         case AgentStarted(id=agent):
@@ -202,8 +228,6 @@ def _map_supervisor(event: SupervisorEvent) -> tuple[str, AuditAction]:
             return str(agent), AgentExit(reason="completed" if success else "stopped")
         case AgentFailed(id=agent, error=error):
             return str(agent), AgentExit(reason=error)
-        case MessageReceived(from_=sender, content=content):
-            return str(sender), Other(detail=f"message: {content}")
         case SeedCreated(seed_id=seed_id):
             return "system", Other(detail=f"seed_created:{seed_id}")
         case EvaluationComplete(seed_id=seed_id, passed=passed):
@@ -212,8 +236,6 @@ def _map_supervisor(event: SupervisorEvent) -> tuple[str, AuditAction]:
             return "system", Other(detail=f"phase_started:{session_id}:{phase}")
         case PhaseCompleted(session_id=session_id, phase=phase, result_summary=summary):
             return "system", Other(detail=f"phase_completed:{session_id}:{phase}:{summary}")
-        case AgentOutput(agent_id=agent, output=output):
-            return str(agent), Other(detail=f"agent_output:{output}")
         case ApprovalRequested(id=approval, action=action, resource=resource):
             return "system", Other(detail=f"approval_requested:{approval}:{action}:{resource}")
         case ApprovalResolved(id=approval, approved=approved):
@@ -238,27 +260,6 @@ def _map_supervisor(event: SupervisorEvent) -> tuple[str, AuditAction]:
             return "system", Other(detail=f"project_created:{name}:{source}")
         case ProjectActivated(project_id=project, name=name):
             return f"project:{project}", Other(detail=f"project_activated:{name}")
-        case ToolExecutionStarted(session_id=session_id, tool_name=tool):
-            return f"session:{session_id}", Other(detail=f"tool_started:{tool}")
-        case ToolExecutionFinished(session_id=session_id, tool_name=tool, is_error=is_error):
-            outcome = "error" if is_error else "ok"
-            return f"session:{session_id}", Other(detail=f"tool_finished:{tool}:{outcome}")
-        case ToolExecutionProgress(
-            session_id=session_id, tool_name=tool, tab_id=tab_id, context=context
-        ):
-            detail = f"tool_progress:{tool}"
-            if tab_id is not None:
-                detail += f":tab={tab_id}"
-            kind = context.get("kind") if isinstance(context, dict) else None
-            if isinstance(kind, str):
-                detail += f":{kind}"
-            return f"session:{session_id}", Other(detail=detail)
-        case MemoryRecallUsed(session_id=session_id, query=query, count=count):
-            return f"session:{session_id}", MemoryRead(entry_id=f"recall:{query}:{count}results")
-        case TokenUsageUpdate(session_id=session_id, input_tokens=tin, output_tokens=tout):
-            return f"session:{session_id}", Other(detail=f"tokens:in={tin}:out={tout}")
-        case ReasoningFragment(session_id=session_id, source=source):
-            return f"session:{session_id}", Other(detail=f"reasoning:{source}")
         case CalendarEventCreated(uid=uid, title=title):
             return "system", Other(detail=f"calendar:created:{uid}:{title}")
         case CalendarEventUpdated(uid=uid, title=title):

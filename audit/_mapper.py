@@ -10,7 +10,18 @@ import msgspec
 
 from ._actions import AuditAction, Other
 from ._kernel import family_mapper
-from ._redact import REDACTED, Redactor, bound_text, canonical_json, maybe_secret, redact_secrets
+from ._redact import (
+    ALWAYS,
+    REDACTED,
+    Redactor,
+    ScanPlan,
+    bound_text,
+    canonical_json,
+    contains_secret_key,
+    maybe_secret_text,
+    redact_secrets,
+    scan_plan,
+)
 
 __all__ = ["AuditMapper", "MapFn"]
 
@@ -28,15 +39,21 @@ _ENCODE_ERRORS: Final = (msgspec.EncodeError, TypeError, ValueError, OverflowErr
 class _TypeInfo:
     """What the mapper resolved for one event class (cached per class)."""
 
-    __slots__ = ("category", "fn", "known", "primitive")
+    __slots__ = ("category", "fn", "known", "primitive", "scan")
 
     def __init__(
-        self, fn: MapFn | None, category: str | None, primitive: str | None, known: bool
+        self,
+        fn: MapFn | None,
+        category: str | None,
+        primitive: str | None,
+        known: bool,
+        scan: ScanPlan,
     ) -> None:
         self.fn = fn
         self.category = category
         self.primitive = primitive
         self.known = known
+        self.scan = scan
 
 
 def _label(value: object) -> str | None:
@@ -157,7 +174,7 @@ class AuditMapper:
         if fn is None and self._builtin:
             fn = family_mapper(event_type, self.args_json)
         category, primitive = _category_of(event_type)
-        info = _TypeInfo(fn, category, primitive, fn is not None)
+        info = _TypeInfo(fn, category, primitive, fn is not None, scan_plan(event_type))
         self._resolved[event_type] = info
         return info
 
@@ -187,16 +204,26 @@ class AuditMapper:
         :raises: whatever the redactor raises, or :exc:`TypeError` if it returns something
             that cannot be encoded.
 
-        The default redactor costs one regular-expression scan of the encoded bytes for an
-        event with no secret-looking text in it, and a full walk of the event otherwise.
+        The default redactor looks only where a secret can be: it knows per event class which
+        fields may hold arbitrary keys (``tool_args``, ``context``), checks those, and walks
+        the whole event only when one holds a secret-looking key. Events without such fields
+        cost one encode.
         """
+        if isinstance(value, msgspec.Struct):
+            info = self._resolved.get(type(value))
+            if info is None:
+                info = self._resolve(type(value))
+            return self._resource(value, info.scan)
+        return self._resource(value, ALWAYS)
+
+    def _resource(self, value: object, scan: ScanPlan) -> str:
         try:
             raw = canonical_json(value)
         except _ENCODE_ERRORS as exc:
             return bound_text(f"<unencodable: {exc}>".encode(), self._limit)
         redact = self._redact
         if redact is redact_secrets:
-            if maybe_secret(raw) is not None:
+            if scan is not None and (scan is ALWAYS or _any_secret(value, scan)):
                 raw = canonical_json(redact_secrets(msgspec.to_builtins(value)))
         elif redact is not None:
             raw = canonical_json(redact(msgspec.to_builtins(value)))
@@ -215,7 +242,7 @@ class AuditMapper:
         try:
             value = msgspec.json.decode(data)
         except msgspec.DecodeError:
-            if self._redact is not None and maybe_secret(data) is not None:
+            if self._redact is not None and maybe_secret_text(data):
                 return f"{REDACTED} (unparsable arguments, {len(data)} bytes)"
             return bound_text(data, self._limit)
         return self.resource(value)
@@ -226,3 +253,11 @@ class AuditMapper:
         if info is None:
             info = self._resolve(event_type)
         return info.category, info.primitive
+
+
+def _any_secret(value: object, fields: ScanPlan) -> bool:
+    assert isinstance(fields, tuple)
+    for name in fields:  # noqa: SIM110 (a loop beats any(genexpr) on this path)
+        if contains_secret_key(getattr(value, name)):
+            return True
+    return False

@@ -7,6 +7,8 @@ import re
 from collections.abc import Callable
 from typing import Any, Final, TypeAlias
 
+import msgspec.inspect as mi
+
 from eventbus.codec import encode_json
 
 __all__ = [
@@ -15,7 +17,10 @@ __all__ = [
     "bound_text",
     "canonical_json",
     "is_secret_key",
-    "maybe_secret",
+    "ALWAYS",
+    "contains_secret_key",
+    "maybe_secret_text",
+    "scan_plan",
     "redact_secrets",
 ]
 
@@ -49,13 +54,16 @@ _SECRET_WORD: Final = frozenset({"pwd", "jwt", "bearer"})
 _KEY_QUALIFIERS: Final = frozenset(
     {"api", "private", "access", "secret", "signing", "encryption", "client", "master", "auth"}
 )
-# A cheap superset of every key is_secret_key accepts, searched in the encoded bytes first: an
-# event without any of these substrings needs no redaction pass at all. Every rule below needs
-# one of them verbatim in the key (JSON escapes only quotes, backslashes and control chars).
-maybe_secret: Final = re.compile(
-    rb"(?i:passw|passphrase|secret|authori[sz]ation|cookie|credential|auth|pwd|jwt|bearer|key)"
-    rb"|(?i:token)(?!s)"
-).search
+# For text that is not JSON (unparsable tool arguments): any trigger anywhere.
+_LOOSE: Final = re.compile(
+    rb"(?i:passw|passphrase|secret|authori[sz]ation|cookie|credential|auth|pwd|jwt|bearer|key"
+    rb"|token)"
+)
+
+
+def maybe_secret_text(raw: bytes) -> bool:
+    """Whether free text ``raw`` contains anything secret-looking at all."""
+    return _LOOSE.search(raw) is not None
 
 
 @functools.lru_cache(maxsize=4096)
@@ -119,3 +127,109 @@ def bound_text(raw: bytes, limit: int) -> str:
     head = raw[:keep].decode("utf-8", "ignore")
     cut = len(raw) - len(head.encode())
     return f"{head}…[truncated {cut} bytes]"
+
+
+class _Always:
+    def __repr__(self) -> str:
+        return "ALWAYS"
+
+
+ALWAYS: Final = _Always()
+"""A scan plan: redact every instance (the type has secret-looking field names)."""
+
+ScanPlan: TypeAlias = "_Always | tuple[str, ...] | None"
+
+_SCALARS: Final = frozenset({str, int, float, bool, type(None)})
+
+
+def contains_secret_key(value: object) -> bool:
+    """Whether a JSON-like ``value`` holds a dict key :func:`is_secret_key` accepts.
+
+    Anything other than plain dicts, lists, tuples and scalars (a Struct, a dataclass, a dict
+    subclass inside an ``Any`` field) counts as holding one, so the caller takes the full
+    redaction path.
+    """
+    kind = type(value)
+    if kind is dict:
+        for k, v in value.items():  # type: ignore[attr-defined]
+            if type(k) is not str or is_secret_key(k):
+                return True
+            if type(v) not in _SCALARS and contains_secret_key(v):
+                return True
+        return False
+    if kind is list or kind is tuple:
+        for v in value:  # type: ignore[attr-defined]  # noqa: SIM110 (a loop beats any(genexpr))
+            if type(v) not in _SCALARS and contains_secret_key(v):
+                return True
+        return False
+    return kind not in _SCALARS
+
+
+def _needs(t: mi.Type, seen: set[type]) -> str:
+    """``"no"``, ``"dynamic"`` (may hold arbitrary keys) or ``"always"`` for one field type."""
+    if isinstance(t, mi.Metadata):
+        return _needs(t.type, seen)
+    if isinstance(t, mi.StructType):
+        if t.cls in seen:
+            return "no"
+        seen.add(t.cls)
+        for f in t.fields:
+            if is_secret_key(f.encode_name) or _needs(f.type, seen) != "no":
+                return "always"
+        return "no"
+    if isinstance(t, mi.UnionType):
+        kinds = {_needs(u, seen) for u in t.types}
+        return "always" if "always" in kinds else "dynamic" if "dynamic" in kinds else "no"
+    if isinstance(t, mi.ListType | mi.VarTupleType | mi.SetType | mi.FrozenSetType):
+        return _needs(t.item_type, seen)
+    if isinstance(t, mi.TupleType):
+        kinds = {_needs(u, seen) for u in t.item_types}
+        return "always" if "always" in kinds else "dynamic" if "dynamic" in kinds else "no"
+    if isinstance(
+        t,
+        mi.StrType
+        | mi.IntType
+        | mi.FloatType
+        | mi.BoolType
+        | mi.NoneType
+        | mi.EnumType
+        | mi.LiteralType
+        | mi.UUIDType
+        | mi.DateTimeType
+        | mi.DateType
+        | mi.TimeType
+        | mi.TimeDeltaType
+        | mi.DecimalType
+        | mi.BytesType
+        | mi.ByteArrayType
+        | mi.MemoryViewType,
+    ):
+        return "no"
+    return "dynamic"  # Any, dicts, dataclasses, ...: keys known only at run time
+
+
+def scan_plan(event_type: type) -> ScanPlan:
+    """What the default redactor must look at in instances of ``event_type``.
+
+    :returns: ``None`` when no instance can hold a secret-looking key (every field has a fixed
+        type and an ordinary name: nothing to redact, ever); a tuple of the fields whose
+        values may hold arbitrary dict keys (``Any``, dicts), to check per instance; or
+        :data:`ALWAYS` when the type has a secret-looking field name or nests dynamic values
+        in a structure, so every instance goes through :func:`redact_secrets`.
+    """
+    try:
+        info = mi.type_info(event_type)
+    except Exception:
+        return ALWAYS
+    if not isinstance(info, mi.StructType):
+        return ALWAYS
+    dynamic = []
+    for f in info.fields:
+        if is_secret_key(f.encode_name):
+            return ALWAYS
+        need = _needs(f.type, {event_type})
+        if need == "always":
+            return ALWAYS
+        if need == "dynamic":
+            dynamic.append(f.name)
+    return tuple(dynamic) or None

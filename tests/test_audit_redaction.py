@@ -6,7 +6,7 @@ from typing import Any
 
 import msgspec
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from audit import REDACTED, AuditMapper, is_secret_key, redact_secrets
@@ -184,7 +184,27 @@ JSON = st.recursive(
     lambda inner: (
         st.lists(inner, max_size=3)
         | st.dictionaries(
-            st.sampled_from(["a", "api_key", "Token", "x-auth", "input_tokens", "n", "pwd", "key"])
+            st.sampled_from(
+                [
+                    "a",
+                    "api_key",
+                    "apiKey",
+                    "Token",
+                    "accessToken",
+                    "token\x01",
+                    "token\n",
+                    'token"',
+                    "tokenS",
+                    "x-auth",
+                    "input_tokens",
+                    "token_count",
+                    "n",
+                    "pwd",
+                    "key",
+                    "api key id",
+                    "client.key",
+                ]
+            )
             | st.text(max_size=8),
             inner,
             max_size=3,
@@ -194,6 +214,7 @@ JSON = st.recursive(
 )
 
 
+@settings(max_examples=400)
 @given(args=JSON)
 def test_the_fast_path_never_skips_a_redaction(args: Any) -> None:
     # The mapper skips the redaction walk when a regex finds nothing secret-looking in the
@@ -201,3 +222,47 @@ def test_the_fast_path_never_skips_a_redaction(args: Any) -> None:
     event = ToolExecutionStarted(session_id="s", tool_name="t", tool_call_id="c", tool_args=args)
     slow = canonical_json(redact_secrets(msgspec.to_builtins(event))).decode()
     assert AuditMapper(max_resource_bytes=1 << 20).resource(event) == slow
+
+
+class Login(msgspec.Struct, tag="login"):
+    user: str
+    password: str
+
+
+class Inner(msgspec.Struct):
+    extra: dict[str, Any]
+
+
+class Wrapped(msgspec.Struct, tag="wrapped"):
+    inner: Inner
+    note: str = ""
+
+
+class Payload(msgspec.Struct, tag="payload"):
+    data: Any
+
+
+def test_secret_field_names_of_custom_events_are_redacted() -> None:
+    resource = msgspec.json.decode(AuditMapper().resource(Login(user="u", password="hunter2")))
+    assert resource == {"password": REDACTED, "type": "login", "user": "u"}
+
+
+def test_dynamic_values_nested_in_structs_are_redacted() -> None:
+    event = Wrapped(inner=Inner(extra={"session_token": "abc", "n": 1}))
+    resource = msgspec.json.decode(AuditMapper().resource(event))
+    assert resource["inner"] == {"extra": {"n": 1, "session_token": REDACTED}}
+
+
+def test_structs_inside_dynamic_fields_are_redacted() -> None:
+    event = Payload(data=[Login(user="u", password="pw")])
+    assert "pw" not in AuditMapper().resource(event).replace("password", "")
+
+
+def test_scan_plans_look_only_where_a_secret_can_be() -> None:
+    from audit._redact import ALWAYS, scan_plan
+
+    assert scan_plan(TokenUsageUpdate) is None
+    assert scan_plan(ToolExecutionStarted) == ("tool_args", "context")
+    assert scan_plan(Login) is ALWAYS
+    assert scan_plan(Wrapped) is ALWAYS
+    assert scan_plan(Payload) == ("data",)
