@@ -405,7 +405,7 @@ class Subscription(UnreliableObjectReceiveStream[Envelope[T]]):
         """Return a frozen snapshot of this subscription's counters (see the class)."""
         buffered = self._buffered()
         return SubscriptionStatistics(
-            delivered=self._delivered,
+            delivered=self._delivered_count(),
             lagged=self._lagged + self._pending_loss(),
             buffered=buffered,
             max_buffer_size=self._max,
@@ -416,6 +416,9 @@ class Subscription(UnreliableObjectReceiveStream[Envelope[T]]):
 
     def _pending_loss(self) -> int:
         return 0
+
+    def _delivered_count(self) -> int:
+        return self._delivered
 
     def _peek(self, limit: int) -> list[Envelope[T]]:
         """Up to ``limit`` buffered envelopes, oldest first, without taking them (for
@@ -517,12 +520,18 @@ class _RingSubscription(Subscription[T]):
     once; the bus logs the first loss of a burst when it publishes (see ``_ring_check_lag``).
     """
 
-    __slots__ = ("_cursor", "_lag_logged")
+    __slots__ = ("_cursor", "_lag_logged", "_start")
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
         self._cursor = self._bus._ring_pos  # the ring position of the next envelope to take
+        self._start = self._cursor  # so delivered == cursor - start - lagged, never counted
         self._lag_logged = False
+
+    def _delivered_count(self) -> int:
+        if self._closed:
+            return self._delivered
+        return self._cursor - self._start - self._lagged
 
     def _buffered(self) -> int:
         return 0 if self._closed else min(self._bus._ring_pos - self._cursor, self._max)
@@ -542,8 +551,11 @@ class _RingSubscription(Subscription[T]):
         return [bus._ring[pos % bus._ring_size] for pos in range(first, min(head, first + limit))]
 
     def _release(self) -> None:
+        self._delivered = self._delivered_count()
         self._lagged += self._pending_loss()
         self._cursor = sys.maxsize  # never ready again
+        if self._bus._ring_future is not None:
+            self._bus._wake_ring()  # it may be parked on the shared future: let it see this
 
     def receive_nowait(self) -> Envelope[T]:
         if self._cursor < self._bus._ring_pos:
@@ -569,7 +581,6 @@ class _RingSubscription(Subscription[T]):
                 else:
                     self._hwm = ready
             self._cursor = pos + 1
-            self._delivered += 1
             envelope: Envelope[T] = bus._ring[pos % bus._ring_size]
             if self._slow_take:
                 self._after_take(envelope)
@@ -590,7 +601,6 @@ class _RingSubscription(Subscription[T]):
                 self._hwm = ready
         envelope: Envelope[T] = bus._ring[pos % bus._ring_size]
         self._cursor = pos + 1
-        self._delivered += 1
         if self._slow_take:
             self._after_take(envelope)
         return envelope
@@ -611,8 +621,32 @@ class _RingSubscription(Subscription[T]):
         return pos
 
     async def _wait(self) -> None:
-        self._bus._ring_waiting.append(self)
-        await super()._wait()
+        bus = self._bus
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if loop is None:  # trio: a parked task per subscription, rescheduled by _wake_ring
+            bus._ring_waiting.append(self)
+            bus._ring_parked = True
+            await super()._wait()
+            return
+        # asyncio: every waiting ring subscription awaits one shared future, so a publish
+        # wakes them all with a single set_result (tokio's and floor (ii)'s design).
+        future = bus._ring_future
+        if future is None or future.done():
+            future = bus._ring_future = loop.create_future()
+            bus._ring_parked = True
+        try:
+            await future
+        except asyncio.CancelledError:
+            # Cancelling a task cancels the future it awaits, which is shared: the other
+            # waiters then see a CancelledError that is not theirs. Theirs is a spurious
+            # wake-up (the caller re-checks and parks again); only a real one propagates.
+            task = asyncio.current_task()
+            if future.cancelled() and task is not None and not task.cancelling():
+                return
+            raise
 
 
 # A route: what one event type costs to publish. ``slow`` is set when a subscription on it has
@@ -644,7 +678,9 @@ class EventBus(Generic[T]):
         "_owner",
         "_queue_subs",
         "_ring",
+        "_ring_future",
         "_ring_lag_at",
+        "_ring_parked",
         "_ring_pos",
         "_ring_size",
         "_ring_subs",
@@ -669,7 +705,9 @@ class EventBus(Generic[T]):
         self._ring_size = 1
         self._ring_pos = 0
         self._ring_lag_at = sys.maxsize  # a ring subscription loses once _ring_pos passes it
-        self._ring_waiting: list[_RingSubscription[T]] = []
+        self._ring_waiting: list[_RingSubscription[T]] = []  # parked under trio
+        self._ring_future: asyncio.Future[None] | None = None  # parked under asyncio
+        self._ring_parked = False  # either of the two is non-empty
         self._routes: dict[type, _Route] = {}
         self._seq = 0
         self._closed = False
@@ -834,6 +872,12 @@ class EventBus(Generic[T]):
         self._ring_lag_at = lag_at
 
     def _wake_ring(self) -> None:
+        self._ring_parked = False
+        future = self._ring_future
+        if future is not None:
+            self._ring_future = None
+            if not future.done():
+                future.set_result(None)
         waiting = self._ring_waiting
         for sub in waiting:  # FIFO: the consumer that waited longest runs first
             if sub._waiters:
@@ -912,7 +956,7 @@ class EventBus(Generic[T]):
             self._ring_pos = pos = pos + 1
             if pos > self._ring_lag_at:
                 self._ring_check_lag(pos)
-            if self._ring_waiting:
+            if self._ring_parked:
                 self._wake_ring()
         for sub in subs:
             queue = sub._queue
@@ -938,7 +982,7 @@ class EventBus(Generic[T]):
             self._ring_pos = pos = pos + 1
             if pos > self._ring_lag_at:
                 self._ring_check_lag(pos)
-            if self._ring_waiting:
+            if self._ring_parked:
                 self._wake_ring()
         for sub in targets:
             queue = sub._queue
@@ -1159,6 +1203,7 @@ class EventBus(Generic[T]):
         for sub in self._subs:
             if sub._waiters:
                 sub._wake()
+        self._wake_ring()
 
     async def __aenter__(self) -> EventBus[T]:
         if self._thread_id is None:

@@ -756,3 +756,28 @@ async def test_apublish_envelope_waits_for_room_and_keeps_the_seq() -> None:
             for envelope in envelopes:
                 assert await bus.apublish_envelope(envelope, keep_seq=True) is envelope
     assert received == [1, 2, 3]
+
+
+async def test_cancelling_one_waiting_consumer_leaves_the_others_waiting() -> None:
+    bus = EventBus[Ping]()
+    doomed_sub, kept_sub = bus.subscribe(), bus.subscribe()
+    got: list[int] = []
+
+    async def consumer(sub: Subscription[Ping]) -> None:
+        got.append((await sub.receive()).seq)
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            async with anyio.create_task_group() as doomed:
+                doomed.start_soon(consumer, doomed_sub)
+                tg.start_soon(consumer, kept_sub)
+                await anyio.wait_all_tasks_blocked()
+                doomed.cancel_scope.cancel()
+            await anyio.wait_all_tasks_blocked()
+            assert got == []  # the survivor is still parked, not woken with an error
+            closed_sub = bus.subscribe()
+            closed_sub.close()  # closing another subscription does not disturb it either
+            await anyio.wait_all_tasks_blocked()
+            bus.publish(Ping())
+    assert got == [1]
+    assert doomed_sub.receive_nowait().seq == 1
