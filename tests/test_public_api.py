@@ -166,3 +166,36 @@ def test_eventbus_events_exports_exactly_the_pinned_names() -> None:
 def test_top_level_event_names_are_the_catalogue_objects() -> None:
     for name in ("AnyKernelEvent", "Category", "KernelEvent", "Primitive", "category_for_kind"):
         assert getattr(eventbus, name) is getattr(eventbus.events, name)
+
+
+REPLAY_ALL = [
+    "DEFAULT_MAX_LINE_BYTES",
+    "BudgetExceededRecord",
+    "FsyncPolicy",
+    "LogGap",
+    "OsSnapshot",
+    "ProcessRecord",
+    "RecorderStatistics",
+    "ScratchpadStepState",
+    "SessionLog",
+    "SessionLogRecorder",
+    "SignalDisposedRecord",
+    "SuspendRecord",
+    "active_tools",
+    "last_capacity_action",
+    "lht_continuation_count",
+    "log_has_required_categories",
+    "read_log",
+    "rebuild_os_snapshot",
+    "replay",
+    "scratchpad_step_state",
+    "scratchpad_summary_injected",
+]
+
+
+def test_eventbus_replay_exports_exactly_the_pinned_names() -> None:
+    import eventbus.replay
+
+    assert sorted(eventbus.replay.__all__) == sorted(REPLAY_ALL)
+    for name in eventbus.replay.__all__:
+        assert getattr(eventbus.replay, name) is not None

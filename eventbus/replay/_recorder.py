@@ -102,7 +102,8 @@ class SessionLogRecorder:
     moment is written (and fsynced unless ``"never"``), then the file and the subscription
     are closed. Events published afterwards are not recorded. If the bus closes first, the
     recorder writes what it holds and then idles until exit. A write error (disk full...)
-    ends the consumer task and propagates out of ``async with``.
+    ends the consumer task and leaves ``async with`` in an :exc:`ExceptionGroup` (the
+    consumer is a task); an exception raised by the body leaves it unwrapped.
 
     :param bus: the bus to record.
     :param path: the log file. Created; it must not exist unless ``append`` is true.
@@ -219,7 +220,13 @@ class SessionLogRecorder:
         stack = self._stack
         assert stack is not None
         self._running = False
-        return await stack.__aexit__(exc_type, exc_val, exc_tb)
+        try:
+            return await stack.__aexit__(exc_type, exc_val, exc_tb)
+        except BaseExceptionGroup as group:
+            # The task group wraps the body's own exception: let it propagate unwrapped.
+            if exc_val is not None and all(e is exc_val for e in group.exceptions):
+                return False
+            raise
 
     async def _close_file(self) -> None:
         file = self._file
@@ -230,9 +237,9 @@ class SessionLogRecorder:
             await anyio.to_thread.run_sync(self._finish, file)
 
     def _finish(self, file: IO[bytes]) -> None:
-        """Worker thread: final fsync (unless ``"never"``) and close."""
+        """Worker thread: final fsync (unless ``"never"`` or a write failed) and close."""
         try:
-            if self._fsync != "never" and self._since_fsync:
+            if self._fsync != "never" and self._since_fsync and not self._failed:
                 file.flush()
                 os.fsync(file.fileno())
                 self._fsyncs += 1
