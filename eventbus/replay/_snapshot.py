@@ -220,8 +220,9 @@ def log_has_required_categories(
     :returns: ``True`` if every OS event line passes, ``False`` at the first that does not.
     :raises: what :func:`read_log` raises, when given a path.
 
-    It does not re-read the file when given a :class:`SessionLog`: the reader kept each OS
-    event line's wire labels. A :class:`SessionLog` built from events in memory cannot fail.
+    Given a :class:`SessionLog` it does not re-read the file: the reader kept the labels of
+    each OS event line. Events that never were JSON (a list of envelopes in memory) carry no
+    wire labels, which is why this takes a log, not events.
     """
     if not isinstance(log, SessionLog):
         log = read_log(log)
