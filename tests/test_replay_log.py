@@ -99,6 +99,13 @@ def test_final_line_without_newline_that_decodes_is_kept(tmp_path: Path) -> None
     assert log.torn_lines == 0
 
 
+def test_invalid_final_line_without_newline_is_an_error_not_a_torn_tail(tmp_path: Path) -> None:
+    good = encode_json(envelope(1, page_out(1)))
+    path = write_lines(tmp_path / "s.jsonl", good, b'{"event_type":"nope"}', end=b"")
+    with pytest.raises(msgspec.ValidationError, match=r"^line 2 of .*: Invalid value 'nope'"):
+        read_log(path)
+
+
 def test_malformed_line_in_the_middle_is_an_error_naming_the_line(tmp_path: Path) -> None:
     good = encode_json(envelope(1, page_out(1)))
     path = write_lines(tmp_path / "s.jsonl", good, good, b'{"seq": 3, "ev', good)

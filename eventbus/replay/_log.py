@@ -147,9 +147,16 @@ def _line_error(
     return cls(f"line {lineno} of {name}: {message}")
 
 
+_tags: dict[type, str] = {}
+
+
 def _tag_of(event: object) -> str:
-    tag = type(event).__struct_config__.tag  # type: ignore[attr-defined]
-    return type(event).__name__ if tag is None else str(tag)
+    cls = type(event)
+    tag = _tags.get(cls)
+    if tag is None:
+        raw = cls.__struct_config__.tag  # type: ignore[attr-defined]
+        tag = _tags[cls] = cls.__name__ if raw is None else str(raw)
+    return tag
 
 
 @overload
@@ -212,11 +219,14 @@ def read_log(
     :raises ValueError: if ``max_line_bytes`` is below 1.
 
     Crash safety: the recorder ends every line with ``\\n``, so a final line without one
-    was cut off mid-write. If it does not decode it is *skipped*: ``torn_lines`` is 1 and a
-    ``session_log_torn_tail`` warning is logged. If it decodes it is kept (the record is
-    whole; Rust logs often omit the last newline). A bad line anywhere else is an error,
-    never skipped. Not checked: that ``seq`` increases (a log appended to by several runs
-    may restart it; :func:`replay` checks when it needs to).
+    was cut off mid-write. If it is not well-formed JSON it is *skipped*: ``torn_lines`` is
+    1 and a ``session_log_torn_tail`` warning is logged. If it decodes it is kept (the record
+    is whole; Rust logs often omit the last newline); if it is whole JSON but not a valid
+    record, that is an error (a cut-off write always loses the closing brace). A bad line
+    anywhere else is an error, never skipped.
+
+    Not checked: that ``seq`` increases (a log appended to by several runs may restart it;
+    :func:`replay` checks when it needs to).
     """
     if max_line_bytes < 1:
         raise ValueError(f"max_line_bytes must be >= 1, got {max_line_bytes}")
@@ -247,7 +257,8 @@ def read_log(
             try:
                 _read_line(line, lineno, type, envelope_type, rust_type, envelopes, gaps, labels)
             except msgspec.MsgspecError as exc:
-                if not terminated and not f.read(1):
+                # A cut-off write loses at least the closing brace: malformed, not invalid.
+                if not terminated and not isinstance(exc, msgspec.ValidationError):
                     torn = 1
                     _log.warning("session_log_torn_tail", path=name, line=lineno, size=len(line))
                     break
@@ -271,10 +282,13 @@ def _read_line(
         envelope = decode_json(line, envelope_type, max_size=size)
         _check_kind(envelope)
         if type(envelope.event) in _OS_TYPES:
-            wire = decode_json(line, _EnvelopeLabels, max_size=size).event
-            labels.append(
-                _Labels(lineno, False, wire.category, wire.primitive, envelope.event.category)
-            )
+            # The bus never encodes a category: decode the labels only if the line has some.
+            if b'"category"' in line or b'"primitive"' in line:
+                wire = decode_json(line, _EnvelopeLabels, max_size=size).event
+                category, primitive = wire.category, wire.primitive
+            else:
+                category = primitive = None
+            labels.append(_Labels(lineno, False, category, primitive, envelope.event.category))
         envelopes.append(envelope)
         return
     if line.startswith(_GAP_PREFIX):
