@@ -66,6 +66,7 @@ from ._consumer import AuditMode, Auditor, AuditorStatistics, attach_audit_trail
 from ._entry import GENESIS_HASH, AuditEntry, entry_hash, entry_schema, verify_chain
 from ._kernel import extract_agent_id, kernel_event_to_audit_action, map_kernel_event
 from ._mapper import AuditMapper, MapFn
+from ._rebuild import rebuild_audit_trail
 from ._redact import REDACTED, Redactor, is_secret_key, redact_secrets
 from ._trail import AuditTrail, TrailStatistics
 
@@ -102,6 +103,7 @@ __all__ = [
     "is_secret_key",
     "kernel_event_to_audit_action",
     "map_kernel_event",
+    "rebuild_audit_trail",
     "redact_secrets",
     "verify_chain",
 ]

@@ -201,6 +201,7 @@ AUDIT_ALL = [
     "is_secret_key",
     "kernel_event_to_audit_action",
     "map_kernel_event",
+    "rebuild_audit_trail",
     "redact_secrets",
     "verify_chain",
 ]
@@ -224,3 +225,36 @@ def test_audit_exports_exactly_the_pinned_names() -> None:
     for module in (audit, audit.sinks):
         for name in module.__all__:
             assert getattr(module, name) is not None
+
+
+REPLAY_ALL = [
+    "DEFAULT_MAX_LINE_BYTES",
+    "BudgetExceededRecord",
+    "FsyncPolicy",
+    "LogGap",
+    "OsSnapshot",
+    "ProcessRecord",
+    "RecorderStatistics",
+    "ScratchpadStepState",
+    "SessionLog",
+    "SessionLogRecorder",
+    "SignalDisposedRecord",
+    "SuspendRecord",
+    "active_tools",
+    "last_capacity_action",
+    "lht_continuation_count",
+    "log_has_required_categories",
+    "read_log",
+    "rebuild_os_snapshot",
+    "replay",
+    "scratchpad_step_state",
+    "scratchpad_summary_injected",
+]
+
+
+def test_eventbus_replay_exports_exactly_the_pinned_names() -> None:
+    import eventbus.replay
+
+    assert sorted(eventbus.replay.__all__) == sorted(REPLAY_ALL)
+    for name in eventbus.replay.__all__:
+        assert getattr(eventbus.replay, name) is not None
