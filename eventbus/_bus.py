@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import os
+import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -56,6 +57,9 @@ _ID_BASE: Final = 10**15
 # The envelope whose effects are being handled in the current context (see caused_by).
 _cause: ContextVar[Envelope[Any] | None] = ContextVar("eventbus_cause", default=None)
 
+# Set for good once causation is used anywhere, so publish skips the context lookup until then.
+_causation_in_use = False
+
 _time_ns = time.time_ns
 
 
@@ -63,6 +67,18 @@ def _new_bus_id() -> str:
     """A time-ordered, collision-resistant bus id: 48-bit ms timestamp + 64 random bits."""
     ms = time.time_ns() // 1_000_000
     return f"{ms:012x}{int.from_bytes(os.urandom(8), 'big'):016x}-"
+
+
+def _trio_lowlevel() -> Any:
+    """``trio.lowlevel`` if the current task runs under trio, else ``None``."""
+    trio = sys.modules.get("trio")
+    if trio is None:
+        return None
+    try:
+        trio.lowlevel.current_task()
+    except RuntimeError:
+        return None
+    return trio.lowlevel
 
 
 def _kind_of(event_type: type) -> str:
@@ -148,7 +164,7 @@ class Subscription(UnreliableObjectReceiveStream[Envelope[T]]):
         "_queue",
         "_slow_take",
         "_track",
-        "_waiter",
+        "_waiters",
         "_where",
     )
 
@@ -171,7 +187,7 @@ class Subscription(UnreliableObjectReceiveStream[Envelope[T]]):
         self._name = name
         self._track = track_causation
         self._closed = False
-        self._waiter: anyio.Event | None = None
+        self._waiters: list[Any] = []  # receivers parked in _wait (futures, tasks, events)
         self._delivered = 0
         self._lagged = 0
         self._hwm = 0
@@ -232,8 +248,26 @@ class Subscription(UnreliableObjectReceiveStream[Envelope[T]]):
         """
         if self._queue and self._budget:
             self._budget -= 1
-            return self._take()
+            envelope = self._queue.popleft()
+            self._delivered += 1
+            if self._slow_take:
+                self._after_take(envelope)
+            return envelope
         return await self._receive_slow()
+
+    async def __anext__(self) -> Envelope[T]:
+        # receive() inlined: one coroutine per envelope instead of two.
+        if self._queue and self._budget:
+            self._budget -= 1
+            envelope = self._queue.popleft()
+            self._delivered += 1
+            if self._slow_take:
+                self._after_take(envelope)
+            return envelope
+        try:
+            return await self._receive_slow()
+        except EndOfStream:
+            raise StopAsyncIteration from None
 
     async def _receive_slow(self) -> Envelope[T]:
         if self._queue:
@@ -248,11 +282,54 @@ class Subscription(UnreliableObjectReceiveStream[Envelope[T]]):
                 raise ClosedResourceError
             if self._bus._closed:
                 raise EndOfStream
-            waiter = self._waiter
-            if waiter is None:
-                waiter = self._waiter = anyio.Event()
-            await waiter.wait()
+            await self._wait()
             self._budget = COOPERATIVE_BUDGET
+
+    async def _wait(self) -> None:
+        """Park the current task until _wake(); cancellable, leaves nothing behind if so."""
+        waiters = self._waiters
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if loop is not None:
+            future = loop.create_future()
+            waiters.append(future)
+            try:
+                await future
+            except BaseException:
+                if future in waiters:
+                    waiters.remove(future)
+                raise
+            return
+        trio_lowlevel = _trio_lowlevel()
+        if trio_lowlevel is not None:
+            task = trio_lowlevel.current_task()
+            waiters.append(task)
+
+            def abort(_: object) -> Any:
+                if task in waiters:
+                    waiters.remove(task)
+                return trio_lowlevel.Abort.SUCCEEDED
+
+            await trio_lowlevel.wait_task_rescheduled(abort)
+            return
+        event = anyio.Event()  # pragma: no cover - a backend anyio may add later
+        waiters.append(event)
+        await event.wait()
+
+    def _wake(self) -> None:
+        """Wake every parked receiver (called by publish only when there is one)."""
+        waiters = self._waiters
+        while waiters:
+            waiter = waiters.pop()
+            if isinstance(waiter, asyncio.Future):
+                if not waiter.done():
+                    waiter.set_result(None)
+            elif isinstance(waiter, anyio.Event):  # pragma: no cover
+                waiter.set()
+            else:
+                sys.modules["trio"].lowlevel.reschedule(waiter)
 
     def _take(self) -> Envelope[T]:
         envelope = self._queue.popleft()
@@ -301,10 +378,8 @@ class Subscription(UnreliableObjectReceiveStream[Envelope[T]]):
         self._closed = True
         self._queue.clear()
         self._bus._unsubscribe(self)
-        waiter = self._waiter
-        if waiter is not None:
-            self._waiter = None
-            waiter.set()
+        if self._waiters:
+            self._wake()
 
     async def aclose(self) -> None:
         """Like :meth:`close`, then a checkpoint."""
@@ -373,7 +448,8 @@ class EventBus(Generic[T]):
         self._seq = 0
         self._closed = False
         self._id_prefix = _new_bus_id()
-        self._thread_id: int | None = None
+        self._thread_id: int | None = None  # the loop's thread, once bound
+        self._owner: int | None = None  # == _thread_id while open; the fast-path guard
         self._token: anyio.lowlevel.EventLoopToken | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._space: anyio.Event | None = None  # set when a ``block`` queue frees a slot
@@ -404,11 +480,16 @@ class EventBus(Generic[T]):
         except RuntimeError:  # no event loop in this thread: stay unbound
             return
         self._token = token
-        self._thread_id = get_ident()
+        self._thread_id = self._owner = get_ident()
         native = token.native_token
         self._loop = native if isinstance(native, asyncio.AbstractEventLoop) else None
 
-    def _wrong_thread(self, method: str) -> None:
+    def _guard(self, method: str) -> None:
+        """The slow path of the one check on every call: ``_owner`` is the loop's thread id
+        only while the bus is bound and open, so closed, unbound and foreign-thread calls all
+        land here."""
+        if self._closed:
+            raise ClosedResourceError
         if self._thread_id is None:
             self._bind()
             return
@@ -450,10 +531,8 @@ class EventBus(Generic[T]):
         Filtered-out events are not lag. Subscriptions filtered only by ``kinds`` cost nothing
         to events of other kinds.
         """
-        if self._thread_id != get_ident():
-            self._wrong_thread("subscribe")
-        if self._closed:
-            raise ClosedResourceError
+        if self._owner != get_ident():
+            self._guard("subscribe")
         size = (
             self._default_max if max_buffer_size is None else _check_buffer_size(max_buffer_size)
         )
@@ -470,6 +549,9 @@ class EventBus(Generic[T]):
             name = f"sub{self._names}"
         elif not isinstance(name, str):
             raise TypeError(f"name must be a str, got {type(name).__name__}")
+        if track_causation:
+            global _causation_in_use
+            _causation_in_use = True
         sub = Subscription(self, size, policy, kinds_t, where, name, bool(track_causation))
         self._subs[sub] = None
         self._routes = {}
@@ -520,31 +602,46 @@ class EventBus(Generic[T]):
         propagates, and then too nothing is enqueued. A returned envelope does *not* mean
         anyone will read it: a ``drop_*`` subscription may lose it later.
         """
-        if self._thread_id != get_ident():
-            self._wrong_thread("publish")
-        if self._closed:
-            raise ClosedResourceError
+        if self._owner != get_ident():
+            self._guard("publish")
         route = self._routes.get(type(event))
         if route is None:
             route = self._route(type(event))
-        if correlation_id is None or causation_id is None:
+        if _causation_in_use and (correlation_id is None or causation_id is None):
             cause = _cause.get()
             if cause is not None:
                 if causation_id is None:
                     causation_id = cause.event_id
                 if correlation_id is None:
                     correlation_id = cause.correlation_id or cause.event_id
+        kind, subs, slow = route
         seq = self._seq + 1
         envelope: Envelope[T] = Envelope(
             seq,
             self._id_prefix + str(_ID_BASE + seq),
             _time_ns(),
-            route[0],
+            kind,
             event,
             correlation_id,
             causation_id,
         )
-        self._deliver(self._select(route[1], envelope) if route[2] else route[1], envelope)
+        if slow:
+            subs = self._select(subs, envelope)
+        self._seq = seq
+        # The delivery loop of _deliver, inlined: this is the hot path.
+        for sub in subs:
+            queue = sub._queue
+            n = len(queue)
+            if n >= sub._max:
+                if not sub._overflow():
+                    continue
+            elif n >= sub._hwm:
+                sub._hwm = n + 1
+            queue.append(envelope)
+            if sub._waiters:
+                sub._wake()
+        if self._taps:
+            self._run_taps(envelope)
         return envelope
 
     def _deliver(self, targets: Iterable[Subscription[T]], envelope: Envelope[T]) -> None:
@@ -559,16 +656,17 @@ class EventBus(Generic[T]):
             elif n >= sub._hwm:
                 sub._hwm = n + 1
             queue.append(envelope)
-            waiter = sub._waiter
-            if waiter is not None:
-                sub._waiter = None
-                waiter.set()
+            if sub._waiters:
+                sub._wake()
         if self._taps:
-            for tap in self._taps:
-                try:
-                    tap(envelope)
-                except Exception:
-                    _log.exception("bus_tap_failed", tap=repr(tap), seq=envelope.seq)
+            self._run_taps(envelope)
+
+    def _run_taps(self, envelope: Envelope[T]) -> None:
+        for tap in self._taps:
+            try:
+                tap(envelope)
+            except Exception:
+                _log.exception("bus_tap_failed", tap=repr(tap), seq=envelope.seq)
 
     def publish_envelope(self, envelope: Envelope[T], *, keep_seq: bool = False) -> Envelope[T]:
         """Deliver an envelope stamped elsewhere (a session log, another process).
@@ -587,10 +685,8 @@ class EventBus(Generic[T]):
         :raises anyio.ClosedResourceError, anyio.WouldBlock, RuntimeError, TypeError: as
             :meth:`publish`.
         """
-        if self._thread_id != get_ident():
-            self._wrong_thread("publish_envelope")
-        if self._closed:
-            raise ClosedResourceError
+        if self._owner != get_ident():
+            self._guard("publish_envelope")
         if not isinstance(envelope, Envelope):
             raise TypeError(f"envelope must be an Envelope, got {type(envelope).__name__}")
         route = self._routes.get(type(envelope.event))
@@ -630,8 +726,8 @@ class EventBus(Generic[T]):
 
     def _select(
         self, subs: tuple[Subscription[T], ...], envelope: Envelope[T]
-    ) -> list[Subscription[T]]:
-        targets = [s for s in subs if s._where is None or s._where(envelope)]
+    ) -> tuple[Subscription[T], ...]:
+        targets = tuple(s for s in subs if s._where is None or s._where(envelope))
         for s in targets:
             if s._policy == _BLOCK and len(s._queue) >= s._max:
                 raise WouldBlock
@@ -728,6 +824,8 @@ class EventBus(Generic[T]):
         follows the current task (and threads started with a copied context), applies to any
         bus, and nests.
         """
+        global _causation_in_use
+        _causation_in_use = True
         token = _cause.set(envelope)
         try:
             yield
@@ -746,13 +844,12 @@ class EventBus(Generic[T]):
         if self._closed:
             return
         self._closed = True
+        self._owner = None
         self._routes = {}
         self._notify_space()
         for sub in self._subs:
-            waiter = sub._waiter
-            if waiter is not None:
-                sub._waiter = None
-                waiter.set()
+            if sub._waiters:
+                sub._wake()
 
     async def __aenter__(self) -> EventBus[T]:
         if self._thread_id is None:

@@ -670,3 +670,58 @@ async def test_ten_thousand_subscriptions_each_get_every_event() -> None:
     for sub in subs:
         sub.close()
     assert bus.statistics().open_subscriptions == 0
+
+
+async def test_several_receivers_on_one_subscription_each_get_distinct_envelopes() -> None:
+    bus = EventBus[Ping]()
+    sub = bus.subscribe()
+    got: list[int] = []
+
+    async def receiver() -> None:
+        got.append((await sub.receive()).seq)
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            for _ in range(3):
+                tg.start_soon(receiver)
+            await anyio.wait_all_tasks_blocked()
+            for _ in range(3):
+                bus.publish(Ping())
+    assert sorted(got) == [1, 2, 3]
+
+
+async def test_a_cancelled_waiter_does_not_swallow_the_wakeup_of_another() -> None:
+    bus = EventBus[Ping]()
+    sub = bus.subscribe()
+    got: list[int] = []
+
+    async def receiver() -> None:
+        got.append((await sub.receive()).seq)
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            async with anyio.create_task_group() as doomed:
+                doomed.start_soon(receiver)
+                tg.start_soon(receiver)
+                await anyio.wait_all_tasks_blocked()
+                doomed.cancel_scope.cancel()
+            bus.publish(Ping())
+    assert got == [1]
+
+
+async def test_a_waiting_consumer_is_woken_by_a_publish_from_another_thread() -> None:
+    import anyio.to_thread
+
+    bus = EventBus[Ping]()
+    sub = bus.subscribe()
+    got: list[Envelope[Ping]] = []
+
+    async def consumer() -> None:
+        got.append(await sub.receive())
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(consumer)
+            await anyio.wait_all_tasks_blocked()
+            envelope = await anyio.to_thread.run_sync(bus.publish_threadsafe, Ping())
+    assert got == [envelope]
