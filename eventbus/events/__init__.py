@@ -1,0 +1,317 @@
+"""The kernel event catalogue: every built-in event class, its category, and its unions.
+
+Three families of built-in events, each a union type alias:
+
+* :data:`SupervisorEvent`: the oxios supervisor's agent lifecycle, seeds and evolution,
+  phases, approvals, memory, projects, tool execution, calendar, email and knowledge events;
+* :data:`TurnLoopEvent`: one agent turn's model requests, tool calls, compaction, capacity and
+  loop-guard events, with their nested types (:data:`TurnOutcome`, :data:`ToolOutcome`, ...);
+* :data:`OsEvent`: the agent OS's paging, scheduling, process-table and signal observations.
+
+:data:`AnyKernelEvent` is the union of all three. Every class subclasses :class:`KernelEvent`,
+is tagged on the wire by ``event_type`` with a snake_case tag unique across the catalogue, and
+declares its :class:`Category` as class data (``AgentStarted.category is Category.PROC``).
+:data:`ALL_EVENT_TYPES` lists every class in catalogue order (supervisor, turn loop, OS) and
+:data:`EVENT_TYPES_BY_KIND` maps each tag to its class. The generated table in
+``schemas/README.md`` records every kind, class, family and category.
+
+Taxonomy
+--------
+Five categories (``syscall``, ``sched``, ``mm``, ``proc``, ``ipc``) roll up to three
+primitives (``syscall``, ``sched``, ``mm``); ``proc`` and ``ipc`` roll up to ``sched``.
+OS observation kinds use the kernel's own mapping, :func:`category_for_kind`. Supervisor and
+turn-loop events follow the same planes: agent lifecycle is ``proc``; approvals, tool
+gating, tool execution and external side effects (calendar, email) are ``syscall``; memory,
+knowledge and context injection are ``mm``; messages, agent output, user questions and
+steering are ``ipc``; turns, budgets, phases, seeds, projects and model traffic are ``sched``.
+
+Custom events
+-------------
+Subclass :class:`KernelEvent` with your own tag and category, publish them on the same bus,
+and decode them with your union, e.g. ``decode_json(data, type=MyEvent | AnyKernelEvent)``
+(see ``examples/custom_event.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import TypeAlias
+
+from ._base import (
+    KernelEvent,
+)
+from ._os import (
+    OS_EVENT_TYPES,
+    AgentPreempted,
+    AgentProcessChanged,
+    AgentSpawned,
+    BudgetExceeded,
+    CapabilityChanged,
+    CheckpointTaken,
+    Compressed,
+    ContextRenewed,
+    LargeResultSpooled,
+    MemoryQueried,
+    MemoryRetrievalResult,
+    MemoryValidationFailed,
+    MemoryWritten,
+    MilestoneAdvanced,
+    MilestoneBlocked,
+    MilestoneEvidence,
+    OsEvent,
+    PageIn,
+    PageInRequested,
+    PageOut,
+    Renewed,
+    Resumed,
+    Rollbacked,
+    SignalDisposed,
+    Suspended,
+    ToolGated,
+    WorkflowBatchSpawned,
+    WorkflowCompleted,
+)
+from ._supervisor import (
+    SUPERVISOR_EVENT_TYPES,
+    AgentCreated,
+    AgentFailed,
+    AgentGroupCreated,
+    AgentGroupMemberCompleted,
+    AgentOutput,
+    AgentStarted,
+    AgentStopped,
+    ApprovalRequested,
+    ApprovalResolved,
+    AskUserRequest,
+    CalendarEventCreated,
+    CalendarEventDeleted,
+    CalendarEventUpdated,
+    EmailSent,
+    EvaluationComplete,
+    EvolutionMaxReached,
+    EvolutionStarted,
+    KnowledgePersisted,
+    KnowledgeRemoved,
+    MemoryRecalled,
+    MemoryRecallUsed,
+    MemoryStored,
+    MessageReceived,
+    PhaseCompleted,
+    PhaseStarted,
+    ProjectActivated,
+    ProjectCreated,
+    ReasoningFragment,
+    SeedCreated,
+    SupervisorEvent,
+    TokenUsageUpdate,
+    ToolExecutionFinished,
+    ToolExecutionProgress,
+    ToolExecutionStarted,
+)
+from ._taxonomy import (
+    KERNEL_OBSERVATION_KINDS,
+    Category,
+    Primitive,
+    category_for_kind,
+    primitive_for_kind,
+)
+from ._turnloop import (
+    TURN_LOOP_EVENT_TYPES,
+    ApprovalVerdict,
+    CapacityAction,
+    CapacityActionAbort,
+    CapacityActionContinue,
+    CapacityActionHandoff,
+    CapacityActionTrim,
+    CapacityCheckpoint,
+    CapacityCheckpointKind,
+    CompactionArtifactCreated,
+    ContextOverflowRecovered,
+    CycleAdvanced,
+    CycleBriefingInjected,
+    DeferredToolActivated,
+    DeltaKind,
+    LayeredContextSeamInjected,
+    LoopGuardContinuation,
+    LoopGuardTriggered,
+    MemoryPlaneQueried,
+    MessageRange,
+    ModelDelta,
+    ModelMessage,
+    ModelRequestIssued,
+    OverflowStrategy,
+    PolicyDecision,
+    RequestFingerprint,
+    SchemaVersion,
+    ScratchpadReminderInjected,
+    ScratchpadSummaryInjected,
+    SteerInjected,
+    StepLimitContinuation,
+    ToolCallFinished,
+    ToolCallPlanned,
+    ToolCallStarted,
+    ToolOutcome,
+    ToolOutcomeBlocked,
+    ToolOutcomeGuardHalt,
+    ToolOutcomeSuccess,
+    ToolOutcomeTimeout,
+    ToolOutcomeToolError,
+    TopicMemoryInjected,
+    TurnApprovalResolved,
+    TurnEnded,
+    TurnLoopEvent,
+    TurnLoopMode,
+    TurnOutcome,
+    TurnOutcomeBudget,
+    TurnOutcomeCompleted,
+    TurnOutcomeCycleHandoff,
+    TurnOutcomeFailed,
+    TurnOutcomeInterrupted,
+    TurnOutcomeLoopGuard,
+    TurnOutcomeMaxSteps,
+    TurnStarted,
+)
+
+AnyKernelEvent: TypeAlias = SupervisorEvent | TurnLoopEvent | OsEvent
+"""Any built-in kernel event: the union of the supervisor, turn-loop and OS families."""
+
+ALL_EVENT_TYPES: tuple[type[KernelEvent], ...] = (
+    SUPERVISOR_EVENT_TYPES + TURN_LOOP_EVENT_TYPES + OS_EVENT_TYPES
+)
+"""Every built-in event class, in catalogue order: supervisor, turn loop, OS."""
+
+EVENT_TYPES_BY_KIND: Mapping[str, type[KernelEvent]] = MappingProxyType(
+    {str(cls.__struct_config__.tag): cls for cls in ALL_EVENT_TYPES}
+)
+"""Each built-in event's tag (its ``kind`` on the bus) mapped to its class; read-only."""
+
+__all__ = [
+    "ALL_EVENT_TYPES",
+    "AgentCreated",
+    "AgentFailed",
+    "AgentGroupCreated",
+    "AgentGroupMemberCompleted",
+    "AgentOutput",
+    "AgentPreempted",
+    "AgentProcessChanged",
+    "AgentSpawned",
+    "AgentStarted",
+    "AgentStopped",
+    "AnyKernelEvent",
+    "ApprovalRequested",
+    "ApprovalResolved",
+    "ApprovalVerdict",
+    "AskUserRequest",
+    "BudgetExceeded",
+    "CalendarEventCreated",
+    "CalendarEventDeleted",
+    "CalendarEventUpdated",
+    "CapabilityChanged",
+    "CapacityAction",
+    "CapacityActionAbort",
+    "CapacityActionContinue",
+    "CapacityActionHandoff",
+    "CapacityActionTrim",
+    "CapacityCheckpoint",
+    "CapacityCheckpointKind",
+    "Category",
+    "CheckpointTaken",
+    "CompactionArtifactCreated",
+    "Compressed",
+    "ContextOverflowRecovered",
+    "ContextRenewed",
+    "CycleAdvanced",
+    "CycleBriefingInjected",
+    "DeferredToolActivated",
+    "DeltaKind",
+    "EVENT_TYPES_BY_KIND",
+    "EmailSent",
+    "EvaluationComplete",
+    "EvolutionMaxReached",
+    "EvolutionStarted",
+    "KERNEL_OBSERVATION_KINDS",
+    "KernelEvent",
+    "KnowledgePersisted",
+    "KnowledgeRemoved",
+    "LargeResultSpooled",
+    "LayeredContextSeamInjected",
+    "LoopGuardContinuation",
+    "LoopGuardTriggered",
+    "MemoryPlaneQueried",
+    "MemoryQueried",
+    "MemoryRecallUsed",
+    "MemoryRecalled",
+    "MemoryRetrievalResult",
+    "MemoryStored",
+    "MemoryValidationFailed",
+    "MemoryWritten",
+    "MessageRange",
+    "MessageReceived",
+    "MilestoneAdvanced",
+    "MilestoneBlocked",
+    "MilestoneEvidence",
+    "ModelDelta",
+    "ModelMessage",
+    "ModelRequestIssued",
+    "OS_EVENT_TYPES",
+    "OsEvent",
+    "OverflowStrategy",
+    "PageIn",
+    "PageInRequested",
+    "PageOut",
+    "PhaseCompleted",
+    "PhaseStarted",
+    "PolicyDecision",
+    "Primitive",
+    "ProjectActivated",
+    "ProjectCreated",
+    "ReasoningFragment",
+    "Renewed",
+    "RequestFingerprint",
+    "Resumed",
+    "Rollbacked",
+    "SUPERVISOR_EVENT_TYPES",
+    "SchemaVersion",
+    "ScratchpadReminderInjected",
+    "ScratchpadSummaryInjected",
+    "SeedCreated",
+    "SignalDisposed",
+    "SteerInjected",
+    "StepLimitContinuation",
+    "SupervisorEvent",
+    "Suspended",
+    "TURN_LOOP_EVENT_TYPES",
+    "TokenUsageUpdate",
+    "ToolCallFinished",
+    "ToolCallPlanned",
+    "ToolCallStarted",
+    "ToolExecutionFinished",
+    "ToolExecutionProgress",
+    "ToolExecutionStarted",
+    "ToolGated",
+    "ToolOutcome",
+    "ToolOutcomeBlocked",
+    "ToolOutcomeGuardHalt",
+    "ToolOutcomeSuccess",
+    "ToolOutcomeTimeout",
+    "ToolOutcomeToolError",
+    "TopicMemoryInjected",
+    "TurnApprovalResolved",
+    "TurnEnded",
+    "TurnLoopEvent",
+    "TurnLoopMode",
+    "TurnOutcome",
+    "TurnOutcomeBudget",
+    "TurnOutcomeCompleted",
+    "TurnOutcomeCycleHandoff",
+    "TurnOutcomeFailed",
+    "TurnOutcomeInterrupted",
+    "TurnOutcomeLoopGuard",
+    "TurnOutcomeMaxSteps",
+    "TurnStarted",
+    "WorkflowBatchSpawned",
+    "WorkflowCompleted",
+    "category_for_kind",
+    "primitive_for_kind",
+]
