@@ -64,6 +64,7 @@ from ._actions import (
 )
 from ._consumer import AuditMode, Auditor, AuditorStatistics, attach_audit_trail
 from ._entry import GENESIS_HASH, AuditEntry, entry_hash, verify_chain
+from ._kernel import extract_agent_id, kernel_event_to_audit_action, map_kernel_event
 from ._mapper import AuditMapper, MapFn
 from ._redact import REDACTED, Redactor, is_secret_key, redact_secrets
 from ._trail import AuditTrail, TrailStatistics
@@ -96,7 +97,10 @@ __all__ = [
     "TrailStatistics",
     "attach_audit_trail",
     "entry_hash",
+    "extract_agent_id",
     "is_secret_key",
+    "kernel_event_to_audit_action",
+    "map_kernel_event",
     "redact_secrets",
     "verify_chain",
 ]

@@ -9,7 +9,8 @@ from typing import Any, Final, TypeAlias, TypeVar, overload
 import msgspec
 
 from ._actions import AuditAction, Other
-from ._redact import Redactor, bound_text, canonical_json, maybe_secret, redact_secrets
+from ._kernel import family_mapper
+from ._redact import REDACTED, Redactor, bound_text, canonical_json, maybe_secret, redact_secrets
 
 __all__ = ["AuditMapper", "MapFn"]
 
@@ -154,7 +155,7 @@ class AuditMapper:
             if fn is not None:
                 break
         if fn is None and self._builtin:
-            fn = _builtin_fn(event_type)
+            fn = family_mapper(event_type, self.args_json)
         category, primitive = _category_of(event_type)
         info = _TypeInfo(fn, category, primitive, fn is not None)
         self._resolved[event_type] = info
@@ -201,14 +202,27 @@ class AuditMapper:
             raw = canonical_json(redact(msgspec.to_builtins(value)))
         return bound_text(raw, self._limit)
 
+    def args_json(self, raw: str) -> str:
+        """What ``ToolCall.args_json`` stores for a tool call's raw JSON arguments.
+
+        :returns: the arguments parsed, redacted and re-encoded like :meth:`resource`; text
+            that is not JSON is stored bounded as it is, unless it contains anything
+            secret-looking, in which case it is replaced by ``"[REDACTED] (unparsable
+            arguments, N bytes)"`` (keys cannot be told from values in it).
+        :raises: whatever the redactor raises.
+        """
+        data = raw.encode()
+        try:
+            value = msgspec.json.decode(data)
+        except msgspec.DecodeError:
+            if self._redact is not None and maybe_secret(data) is not None:
+                return f"{REDACTED} (unparsable arguments, {len(data)} bytes)"
+            return bound_text(data, self._limit)
+        return self.resource(value)
+
     def category_of(self, event_type: type) -> tuple[str | None, str | None]:
         """``(category, primitive)`` labels of an event class, or ``(None, None)``."""
         info = self._resolved.get(event_type)
         if info is None:
             info = self._resolve(event_type)
         return info.category, info.primitive
-
-
-def _builtin_fn(event_type: type) -> MapFn | None:
-    """The built-in mapping for catalogue classes, or None for anything else."""
-    return None

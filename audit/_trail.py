@@ -10,7 +10,7 @@ from itertools import islice
 from typing import TYPE_CHECKING, Final
 
 from ._actions import AuditAction, EventsDropped
-from ._entry import GENESIS_HASH, AuditEntry, _digest, verify_chain
+from ._entry import GENESIS_HASH, AuditEntry, _digest, check_chain, verify_chain
 
 if TYPE_CHECKING:
     from .sinks import AuditSink
@@ -310,10 +310,21 @@ class AuditTrail:
 
         :returns: ``None`` if intact, else the first ``seq`` at which the chain breaks: the
             seq of an altered entry, the missing seq where an entry was removed, the expected
-            seq where two were swapped (see :func:`~audit.verify_chain`). Without a hash chain
-            only ``seq`` order is checked.
+            seq where two were swapped (see :func:`~audit.verify_chain`), or the seq after the
+            newest entry if entries were cut from the end. Without a hash chain only ``seq``
+            order is checked.
         """
-        return verify_chain(self._entries, anchor=self._anchor, chained=self._chain)
+        bad, newest = check_chain(self._entries, self._anchor, self._chain)
+        if bad is not None:
+            return bad
+        # The trail also knows its own head: an entry cut from the end is caught too.
+        if newest is None:
+            return None if self._seq == self._anchor[0] else self._anchor[0] + 1
+        if newest.seq != self._seq:
+            return newest.seq + 1
+        if self._chain and newest.hash != self._prev:
+            return newest.seq
+        return None
 
     # -- restoring ---------------------------------------------------------------------------
 
