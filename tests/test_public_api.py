@@ -143,6 +143,7 @@ EVENTS_ALL = [
     "TurnOutcomeLoopGuard",
     "TurnOutcomeMaxSteps",
     "TurnStarted",
+    "Usage",
     "WorkflowBatchSpawned",
     "WorkflowCompleted",
     "category_for_kind",

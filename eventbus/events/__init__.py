@@ -171,6 +171,7 @@ from ._turnloop import (
     TurnOutcomeLoopGuard,
     TurnOutcomeMaxSteps,
     TurnStarted,
+    Usage,
 )
 
 AnyKernelEvent: TypeAlias = SupervisorEvent | TurnLoopEvent | OsEvent
@@ -310,6 +311,7 @@ __all__ = [
     "TurnOutcomeLoopGuard",
     "TurnOutcomeMaxSteps",
     "TurnStarted",
+    "Usage",
     "WorkflowBatchSpawned",
     "WorkflowCompleted",
     "category_for_kind",

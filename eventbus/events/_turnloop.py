@@ -85,6 +85,7 @@ __all__ = [
     "TurnOutcomeLoopGuard",
     "TurnOutcomeMaxSteps",
     "TurnStarted",
+    "Usage",
 ]
 
 
