@@ -81,6 +81,16 @@ def _trio_lowlevel() -> Any:
     return trio.lowlevel
 
 
+async def _checkpoint() -> None:
+    """anyio's checkpoint, minus its backend lookup (it is ``sleep(0)`` on asyncio)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        await anyio.lowlevel.checkpoint()
+    else:
+        await asyncio.sleep(0)
+
+
 def _kind_of(event_type: type) -> str:
     if not (isinstance(event_type, type) and issubclass(event_type, msgspec.Struct)):
         raise TypeError(f"event must be a msgspec.Struct instance, got {event_type.__name__}")
@@ -145,8 +155,13 @@ class Subscription(UnreliableObjectReceiveStream[Envelope[T]]):
 
     A subscription sees only envelopes published after :meth:`EventBus.subscribe` returned,
     in ``seq`` order. It is meant to be read by one consumer task; several tasks may receive
-    from it, but each envelope goes to exactly one of them (clones do not broadcast: subscribe
+    from it, but each envelope goes to exactly one of them (this is not a broadcast: subscribe
     again for that).
+
+    Do not instantiate it yourself; the bus picks the implementation. Unfiltered
+    ``drop_oldest`` subscriptions (the default) read a ring that the bus shares between them,
+    so publishing costs them nothing per subscription; the others own a private queue. Both
+    behave identically.
     """
 
     __slots__ = (
@@ -161,7 +176,6 @@ class Subscription(UnreliableObjectReceiveStream[Envelope[T]]):
         "_max",
         "_name",
         "_policy",
-        "_queue",
         "_slow_take",
         "_track",
         "_waiters",
@@ -179,7 +193,6 @@ class Subscription(UnreliableObjectReceiveStream[Envelope[T]]):
         track_causation: bool,
     ) -> None:
         self._bus = bus
-        self._queue: deque[Envelope[T]] = deque()
         self._max = max_buffer_size
         self._policy = policy
         self._kinds = kinds
@@ -199,7 +212,7 @@ class Subscription(UnreliableObjectReceiveStream[Envelope[T]]):
     def __repr__(self) -> str:
         return (
             f"<Subscription name={self._name!r} overflow={_POLICY_NAMES[self._policy]!r} "
-            f"buffered={len(self._queue)}/{self._max} closed={self._closed}>"
+            f"buffered={self._buffered()}/{self._max} closed={self._closed}>"
         )
 
     @property
@@ -211,6 +224,21 @@ class Subscription(UnreliableObjectReceiveStream[Envelope[T]]):
     def closed(self) -> bool:
         """``True`` once :meth:`close` or :meth:`aclose` has been called."""
         return self._closed
+
+    # -- what each implementation provides --------------------------------------------------
+
+    def _buffered(self) -> int:
+        raise NotImplementedError
+
+    def _ready(self) -> bool:
+        raise NotImplementedError
+
+    def _take(self) -> Envelope[T]:
+        raise NotImplementedError
+
+    def _release(self) -> None:
+        """Drop what is buffered and leave the bus (part of close)."""
+        raise NotImplementedError
 
     # -- receiving ---------------------------------------------------------------------------
 
@@ -224,7 +252,7 @@ class Subscription(UnreliableObjectReceiveStream[Envelope[T]]):
 
         It never yields to the event loop and never checks for cancellation.
         """
-        if self._queue:
+        if self._ready():
             return self._take()
         if self._closed:
             raise ClosedResourceError
@@ -246,36 +274,27 @@ class Subscription(UnreliableObjectReceiveStream[Envelope[T]]):
         touching the event loop, and it yields (and delivers cancellation) once every
         ``COOPERATIVE_BUDGET`` (64) consecutive ready envelopes, and whenever it has to wait.
         """
-        if self._queue and self._budget:
+        if self._budget and self._ready():
             self._budget -= 1
-            envelope = self._queue.popleft()
-            self._delivered += 1
-            if self._slow_take:
-                self._after_take(envelope)
-            return envelope
+            return self._take()
         return await self._receive_slow()
 
     async def __anext__(self) -> Envelope[T]:
-        # receive() inlined: one coroutine per envelope instead of two.
-        if self._queue and self._budget:
+        if self._budget and self._ready():
             self._budget -= 1
-            envelope = self._queue.popleft()
-            self._delivered += 1
-            if self._slow_take:
-                self._after_take(envelope)
-            return envelope
+            return self._take()
         try:
             return await self._receive_slow()
         except EndOfStream:
             raise StopAsyncIteration from None
 
     async def _receive_slow(self) -> Envelope[T]:
-        if self._queue:
+        if self._ready():
             # Budget spent: let other tasks run before taking more.
-            await anyio.lowlevel.checkpoint()
+            await _checkpoint()
             self._budget = COOPERATIVE_BUDGET
         while True:
-            if self._queue:
+            if self._ready():
                 self._budget -= 1
                 return self._take()
             if self._closed:
@@ -321,8 +340,7 @@ class Subscription(UnreliableObjectReceiveStream[Envelope[T]]):
     def _wake(self) -> None:
         """Wake every parked receiver (called by publish only when there is one)."""
         waiters = self._waiters
-        while waiters:
-            waiter = waiters.pop()
+        for waiter in waiters:  # FIFO
             if isinstance(waiter, asyncio.Future):
                 if not waiter.done():
                     waiter.set_result(None)
@@ -330,13 +348,7 @@ class Subscription(UnreliableObjectReceiveStream[Envelope[T]]):
                 waiter.set()
             else:
                 sys.modules["trio"].lowlevel.reschedule(waiter)
-
-    def _take(self) -> Envelope[T]:
-        envelope = self._queue.popleft()
-        self._delivered += 1
-        if self._slow_take:
-            self._after_take(envelope)
-        return envelope
+        waiters.clear()
 
     def _after_take(self, envelope: Envelope[T]) -> None:
         if self._burst:
@@ -348,22 +360,13 @@ class Subscription(UnreliableObjectReceiveStream[Envelope[T]]):
             self._bus._notify_space()
         self._slow_take = self._track or self._policy == _BLOCK
 
-    def _overflow(self) -> bool:
-        """The queue is full: apply the policy; return whether to append the new envelope."""
-        self._lagged += 1
-        if not self._burst:
-            _log.warning(
-                "subscription_lagged",
-                name=self._name,
-                overflow=_POLICY_NAMES[self._policy],
-                max_buffer_size=self._max,
-            )
-            self._slow_take = True
-        self._burst += 1
-        if self._policy == _DROP_OLDEST:
-            self._queue.popleft()
-            return True
-        return False
+    def _log_lagged(self) -> None:
+        _log.warning(
+            "subscription_lagged",
+            name=self._name,
+            overflow=_POLICY_NAMES[self._policy],
+            max_buffer_size=self._max,
+        )
 
     # -- closing -----------------------------------------------------------------------------
 
@@ -375,8 +378,8 @@ class Subscription(UnreliableObjectReceiveStream[Envelope[T]]):
         """
         if self._closed:
             return
+        self._release()
         self._closed = True
-        self._queue.clear()
         self._bus._unsubscribe(self)
         if self._waiters:
             self._wake()
@@ -399,16 +402,19 @@ class Subscription(UnreliableObjectReceiveStream[Envelope[T]]):
 
     def statistics(self) -> SubscriptionStatistics:
         """Return a frozen snapshot of this subscription's counters (see the class)."""
-        buffered = len(self._queue)
+        buffered = self._buffered()
         return SubscriptionStatistics(
             delivered=self._delivered,
-            lagged=self._lagged,
+            lagged=self._lagged + self._pending_loss(),
             buffered=buffered,
             max_buffer_size=self._max,
             high_water_mark=max(self._hwm, buffered),
             overflow=_POLICY_NAMES[self._policy],
             name=self._name,
         )
+
+    def _pending_loss(self) -> int:
+        return 0
 
     def _matches_type(self, event_type: type, kind: str) -> bool:
         kinds = self._kinds
@@ -423,9 +429,180 @@ class Subscription(UnreliableObjectReceiveStream[Envelope[T]]):
         return False
 
 
+class _QueueSubscription(Subscription[T]):
+    """A subscription with a private deque: filtered, ``drop_newest`` or ``block``."""
+
+    __slots__ = ("_queue",)
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self._queue: deque[Envelope[T]] = deque()
+
+    def _buffered(self) -> int:
+        return len(self._queue)
+
+    def _ready(self) -> bool:
+        return bool(self._queue)
+
+    def _release(self) -> None:
+        self._queue.clear()
+
+    def receive_nowait(self) -> Envelope[T]:
+        if self._queue:
+            envelope = self._queue.popleft()
+            self._delivered += 1
+            if self._slow_take:
+                self._after_take(envelope)
+            return envelope
+        return super().receive_nowait()
+
+    async def receive(self) -> Envelope[T]:
+        if self._queue and self._budget:
+            self._budget -= 1
+            envelope = self._queue.popleft()
+            self._delivered += 1
+            if self._slow_take:
+                self._after_take(envelope)
+            return envelope
+        return await self._receive_slow()
+
+    async def __anext__(self) -> Envelope[T]:
+        if self._queue and self._budget:
+            self._budget -= 1
+            envelope = self._queue.popleft()
+            self._delivered += 1
+            if self._slow_take:
+                self._after_take(envelope)
+            return envelope
+        try:
+            return await self._receive_slow()
+        except EndOfStream:
+            raise StopAsyncIteration from None
+
+    def _take(self) -> Envelope[T]:
+        envelope = self._queue.popleft()
+        self._delivered += 1
+        if self._slow_take:
+            self._after_take(envelope)
+        return envelope
+
+    def _overflow(self) -> bool:
+        """The queue is full: apply the policy; return whether to append the new envelope."""
+        self._lagged += 1
+        if not self._burst:
+            self._log_lagged()
+            self._slow_take = True
+        self._burst += 1
+        if self._policy == _DROP_OLDEST:
+            self._queue.popleft()
+            return True
+        return False
+
+
+class _RingSubscription(Subscription[T]):
+    """An unfiltered ``drop_oldest`` subscription: a cursor into the bus's shared ring.
+
+    Its queue is the window ``[max(cursor, head - max_buffer_size), head)`` of ring positions:
+    exactly what a private ``drop_oldest`` deque would hold, without a per-subscription append
+    on publish. Its losses are derived from the cursor, so they show in ``statistics()`` at
+    once; the bus logs the first loss of a burst when it publishes (see ``_ring_check_lag``).
+    """
+
+    __slots__ = ("_cursor", "_lag_logged")
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self._cursor = self._bus._ring_pos  # the ring position of the next envelope to take
+        self._lag_logged = False
+
+    def _buffered(self) -> int:
+        return 0 if self._closed else min(self._bus._ring_pos - self._cursor, self._max)
+
+    def _pending_loss(self) -> int:
+        if self._closed:
+            return 0
+        return max(self._bus._ring_pos - self._cursor - self._max, 0)
+
+    def _ready(self) -> bool:
+        return self._cursor < self._bus._ring_pos
+
+    def _release(self) -> None:
+        self._lagged += self._pending_loss()
+        self._cursor = sys.maxsize  # never ready again
+
+    def receive_nowait(self) -> Envelope[T]:
+        if self._cursor < self._bus._ring_pos:
+            return self._take()
+        return super().receive_nowait()
+
+    async def receive(self) -> Envelope[T]:
+        if self._budget and self._cursor < self._bus._ring_pos:
+            self._budget -= 1
+            return self._take()
+        return await self._receive_slow()
+
+    async def __anext__(self) -> Envelope[T]:
+        # _take inlined: this is the consumer's hot path.
+        bus = self._bus
+        pos = self._cursor
+        ready = bus._ring_pos - pos
+        if ready > 0 and self._budget:
+            self._budget -= 1
+            if ready > self._hwm:
+                if ready > self._max:
+                    pos = self._catch_up(ready)
+                else:
+                    self._hwm = ready
+            self._cursor = pos + 1
+            self._delivered += 1
+            envelope: Envelope[T] = bus._ring[pos % bus._ring_size]
+            if self._slow_take:
+                self._after_take(envelope)
+            return envelope
+        try:
+            return await self._receive_slow()
+        except EndOfStream:
+            raise StopAsyncIteration from None
+
+    def _take(self) -> Envelope[T]:
+        bus = self._bus
+        pos = self._cursor
+        ready = bus._ring_pos - pos
+        if ready > self._hwm:
+            if ready > self._max:
+                pos = self._catch_up(ready)
+            else:
+                self._hwm = ready
+        envelope: Envelope[T] = bus._ring[pos % bus._ring_size]
+        self._cursor = pos + 1
+        self._delivered += 1
+        if self._slow_take:
+            self._after_take(envelope)
+        return envelope
+
+    def _catch_up(self, ready: int) -> int:
+        """Skip what the ring overwrote for us; count it as lag and re-arm the lag log."""
+        lost = ready - self._max
+        self._lagged += lost
+        self._burst += lost
+        self._hwm = self._max
+        self._slow_take = True
+        self._lag_logged = False
+        pos = self._cursor + lost
+        bus = self._bus
+        threshold = pos + 1 + self._max  # after this take, a loss starts past this head
+        if threshold < bus._ring_lag_at:
+            bus._ring_lag_at = threshold
+        return pos
+
+    async def _wait(self) -> None:
+        self._bus._ring_waiting.append(self)
+        await super()._wait()
+
+
 # A route: what one event type costs to publish. ``slow`` is set when a subscription on it has
 # a ``where`` predicate or the ``block`` policy, which need a selection pass before stamping.
-_Route = tuple[str, tuple[Subscription[Any], ...], bool]
+_Route = tuple[str, tuple["_QueueSubscription[Any]", ...], bool]
 
 
 class EventBus(Generic[T]):
@@ -441,9 +618,43 @@ class EventBus(Generic[T]):
     threads. ``async with EventBus() as bus:`` closes it on exit.
     """
 
+    __slots__ = (
+        "__weakref__",
+        "_apublish_budget",
+        "_closed",
+        "_default_max",
+        "_id_prefix",
+        "_loop",
+        "_names",
+        "_owner",
+        "_queue_subs",
+        "_ring",
+        "_ring_lag_at",
+        "_ring_pos",
+        "_ring_size",
+        "_ring_subs",
+        "_ring_waiting",
+        "_routes",
+        "_seq",
+        "_space",
+        "_subs",
+        "_taps",
+        "_thread_id",
+        "_token",
+    )
+
     def __init__(self, max_buffer_size: int = 256) -> None:
         self._default_max = _check_buffer_size(max_buffer_size)
-        self._subs: dict[Subscription[T], None] = {}
+        self._subs: dict[Subscription[T], None] = {}  # every open subscription
+        self._queue_subs: dict[_QueueSubscription[T], None] = {}
+        # The ring shared by unfiltered drop_oldest subscriptions: position p lives in
+        # _ring[p % _ring_size]; _ring_pos is the position the next envelope gets.
+        self._ring_subs: dict[_RingSubscription[T], None] = {}
+        self._ring: list[Any] = []
+        self._ring_size = 1
+        self._ring_pos = 0
+        self._ring_lag_at = sys.maxsize  # a ring subscription loses once _ring_pos passes it
+        self._ring_waiting: list[_RingSubscription[T]] = []
         self._routes: dict[type, _Route] = {}
         self._seq = 0
         self._closed = False
@@ -552,20 +763,71 @@ class EventBus(Generic[T]):
         if track_causation:
             global _causation_in_use
             _causation_in_use = True
-        sub = Subscription(self, size, policy, kinds_t, where, name, bool(track_causation))
+        args = (self, size, policy, kinds_t, where, name, bool(track_causation))
+        sub: Subscription[T]
+        if kinds_t is None and where is None and policy == _DROP_OLDEST:
+            ring_sub = _RingSubscription[T](*args)
+            self._ring_subs[ring_sub] = None
+            self._resize_ring()
+            self._ring_lag_at = min(self._ring_lag_at, ring_sub._cursor + size)
+            sub = ring_sub
+        else:
+            queue_sub = _QueueSubscription[T](*args)
+            self._queue_subs[queue_sub] = None
+            sub = queue_sub
         self._subs[sub] = None
         self._routes = {}
         return sub
 
     def _unsubscribe(self, sub: Subscription[T]) -> None:
-        if self._subs.pop(sub, 0) is None:
-            self._routes = {}
-            if sub._policy == _BLOCK:
-                self._notify_space()
+        if self._subs.pop(sub, 0) is not None:
+            return
+        if isinstance(sub, _RingSubscription):
+            del self._ring_subs[sub]
+            self._resize_ring()
+            return
+        del self._queue_subs[sub]  # type: ignore[arg-type]
+        self._routes = {}
+        if sub._policy == _BLOCK:
+            self._notify_space()
+
+    def _resize_ring(self) -> None:
+        """Size the ring to the largest ring subscription, keeping the live window."""
+        size = max((s._max for s in self._ring_subs), default=1)
+        if size == self._ring_size and self._ring:
+            return
+        old, old_size, head = self._ring, self._ring_size, self._ring_pos
+        ring: list[Any] = [None] * size if self._ring_subs else []
+        if old and ring:
+            for pos in range(max(head - min(size, old_size), 0), head):
+                ring[pos % size] = old[pos % old_size]
+        self._ring, self._ring_size = ring, size
+
+    def _ring_check_lag(self, head: int) -> None:
+        """A ring subscription just lost its first envelope since it last received: log it
+        once, and find the next position at which another one will."""
+        lag_at = sys.maxsize
+        for sub in self._ring_subs:
+            if sub._lag_logged:
+                continue
+            threshold = sub._cursor + sub._max
+            if head > threshold:
+                sub._lag_logged = True
+                sub._log_lagged()
+            elif threshold < lag_at:
+                lag_at = threshold
+        self._ring_lag_at = lag_at
+
+    def _wake_ring(self) -> None:
+        waiting = self._ring_waiting
+        for sub in waiting:  # FIFO: the consumer that waited longest runs first
+            if sub._waiters:
+                sub._wake()
+        waiting.clear()
 
     def _route(self, event_type: type) -> _Route:
         kind = _kind_of(event_type)
-        subs = tuple(s for s in self._subs if s._matches_type(event_type, kind))
+        subs = tuple(s for s in self._queue_subs if s._matches_type(event_type, kind))
         slow = any(s._where is not None or s._policy == _BLOCK for s in subs)
         route = (kind, subs, slow)
         self._routes[event_type] = route
@@ -628,7 +890,15 @@ class EventBus(Generic[T]):
         if slow:
             subs = self._select(subs, envelope)
         self._seq = seq
-        # The delivery loop of _deliver, inlined: this is the hot path.
+        # _deliver, inlined: this is the hot path.
+        if self._ring_subs:
+            pos = self._ring_pos
+            self._ring[pos % self._ring_size] = envelope
+            self._ring_pos = pos = pos + 1
+            if pos > self._ring_lag_at:
+                self._ring_check_lag(pos)
+            if self._ring_waiting:
+                self._wake_ring()
         for sub in subs:
             queue = sub._queue
             n = len(queue)
@@ -644,9 +914,17 @@ class EventBus(Generic[T]):
             self._run_taps(envelope)
         return envelope
 
-    def _deliver(self, targets: Iterable[Subscription[T]], envelope: Envelope[T]) -> None:
+    def _deliver(self, targets: Iterable[_QueueSubscription[T]], envelope: Envelope[T]) -> None:
         """Enqueue ``envelope`` into ``targets`` (already selected) and commit its seq."""
         self._seq = envelope.seq
+        if self._ring_subs:
+            pos = self._ring_pos
+            self._ring[pos % self._ring_size] = envelope
+            self._ring_pos = pos = pos + 1
+            if pos > self._ring_lag_at:
+                self._ring_check_lag(pos)
+            if self._ring_waiting:
+                self._wake_ring()
         for sub in targets:
             queue = sub._queue
             n = len(queue)
@@ -725,8 +1003,8 @@ class EventBus(Generic[T]):
         return remove
 
     def _select(
-        self, subs: tuple[Subscription[T], ...], envelope: Envelope[T]
-    ) -> tuple[Subscription[T], ...]:
+        self, subs: tuple[_QueueSubscription[T], ...], envelope: Envelope[T]
+    ) -> tuple[_QueueSubscription[T], ...]:
         targets = tuple(s for s in subs if s._where is None or s._where(envelope))
         for s in targets:
             if s._policy == _BLOCK and len(s._queue) >= s._max:
