@@ -243,7 +243,7 @@ def _explain_non_finite(data: Buffer, exc: msgspec.DecodeError) -> msgspec.Decod
     match = _MALFORMED_AT.fullmatch(str(exc))
     if match is None:
         return None
-    raw = data.encode() if isinstance(data, str) else bytes(data)
+    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else bytes(data)
     pos = int(match.group(1))
     start = pos - 1 if raw[pos - 1 : pos] == b"-" else pos
     literal = next((lit for lit in _NON_FINITE_LITERALS if raw.startswith(lit, start)), None)
