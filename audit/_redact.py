@@ -64,15 +64,18 @@ def is_secret_key(key: str) -> bool:
 
     Case-insensitive, by words (``snake_case``, ``kebab-case``, ``camelCase`` and dotted keys
     are split): a word containing password, passwd, passphrase, secret, authorization, cookie,
-    credential, apikey, privatekey or accesskey; a word ending in ``token`` or ``auth``
-    (``token``, ``access_token``, ``csrfToken``, ``oauth``, but not ``input_tokens``); the
+    credential, apikey, privatekey or accesskey; a last word ending in ``token`` or ``auth``
+    (``token``, ``access_token``, ``csrfToken``, ``oauth``, but not ``input_tokens`` nor
+    ``token_count``); the
     words ``pwd``, ``jwt``, ``bearer``; ``key`` preceded by api, private, access, secret,
     signing, encryption, client, master or auth (``api_key``, ``private-key``).
     """
     words = [w.lower() for w in _WORDS.findall(key)]
+    if words and words[-1].endswith(("token", "auth")):
+        return True
     previous = ""
     for word in words:
-        if word in _SECRET_WORD or word.endswith(("token", "auth")):
+        if word in _SECRET_WORD:
             return True
         if any(s in word for s in _SECRET_IN_WORD):
             return True
