@@ -13,13 +13,13 @@ for it), so it costs nothing to test suites that do not use it.
     A :class:`~eventbus.testing.CapturedEvents` recording everything published on
     ``event_bus`` during the test.
 ``audit_trail``
-    An :class:`audit.AuditTrail` fed by ``event_bus`` (see the fixture's docstring).
+    The :class:`audit.Auditor` of a trail attached to ``event_bus`` (see the fixture).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import pytest
@@ -27,7 +27,10 @@ import pytest
 from ._bus import EventBus
 from .testing import CapturedEvents, capture_events
 
-__all__ = ["captured_events", "event_bus"]
+if TYPE_CHECKING:
+    from audit import Auditor
+
+__all__ = ["audit_trail", "captured_events", "event_bus"]
 
 
 @pytest.fixture
@@ -53,3 +56,31 @@ def captured_events(event_bus: EventBus[Any]) -> Iterator[CapturedEvents[Any]]:
     """
     with capture_events(event_bus) as captured:
         yield captured
+
+
+@pytest.fixture
+async def audit_trail(event_bus: EventBus[Any]) -> AsyncIterator[Auditor]:
+    """An audit trail attached to ``event_bus``; yields its :class:`audit.Auditor`.
+
+    For async tests run by anyio (``@pytest.mark.anyio``), on either backend. The auditor
+    runs in ``inline`` mode: each entry is appended inside ``publish`` itself, so the trail
+    is complete as soon as ``publish`` returns, never lags, and needs no task.
+    ``await audit_trail.flush()`` is therefore instant, and is all a test written for a
+    queued auditor needs. Read the entries from ``audit_trail.trail`` (an
+    :class:`audit.AuditTrail`: ``query``, ``last``, ``verify``...) or with
+    :func:`eventbus.testing.assert_audited`, which accepts the fixture itself::
+
+        @pytest.mark.anyio
+        async def test_stop_is_audited(event_bus, audit_trail):
+            event_bus.publish(AgentStopped(id=agent_id, success=True))
+            await audit_trail.flush()
+            assert_audited(audit_trail, actor=str(agent_id), action=AgentExit)
+
+    The trail uses the default mapper (the whole kernel catalogue) with redaction and a hash
+    chain; no sink. It is detached after the test, before ``event_bus`` closes.
+    """
+    from audit import AuditTrail, attach_audit_trail
+
+    trail = AuditTrail()
+    async with attach_audit_trail(event_bus, trail, mode="inline", name="audit_trail") as auditor:
+        yield auditor

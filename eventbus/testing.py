@@ -36,8 +36,9 @@ from __future__ import annotations
 import math
 from collections import Counter, deque
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from itertools import islice
 from types import TracebackType
-from typing import Any, Generic, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 import anyio
 import msgspec
@@ -46,9 +47,13 @@ from anyio import ClosedResourceError, EndOfStream, WouldBlock
 from ._bus import EventBus, Subscription, SubscriptionStatistics
 from ._envelope import Envelope
 
+if TYPE_CHECKING:
+    from audit import AuditEntry, Auditor, AuditTrail
+
 __all__ = [
     "CapturedEvents",
     "Expectation",
+    "assert_audited",
     "assert_closed",
     "assert_empty",
     "assert_lagged",
@@ -82,9 +87,19 @@ def _describe(envelope: Envelope[Any]) -> str:
 
 
 def _peek(sub: Subscription[Any], n: int) -> list[Envelope[Any]]:
-    """The first ``n`` envelopes buffered in ``sub``, without taking them."""
-    queue: deque[Envelope[Any]] = sub._queue
-    return [queue[i] for i in range(min(n, len(queue)))]
+    """The first ``n`` envelopes buffered in ``sub``, without taking them.
+
+    The bus has no public peek (a consumer never needs one), so this reads the two queue
+    layouts of ``eventbus._bus``: a private deque, or a window of the bus's shared ring.
+    The tests of this module pin both.
+    """
+    n = min(n, sub.statistics().buffered)
+    queue: deque[Envelope[Any]] | None = getattr(sub, "_queue", None)
+    if queue is not None:
+        return list(islice(queue, n))
+    bus: Any = sub._bus
+    start = bus._ring_pos - sub.statistics().buffered
+    return [bus._ring[p % bus._ring_size] for p in range(start, start + n)]
 
 
 def _listing(envelopes: Sequence[Envelope[Any]], total: int) -> str:
@@ -436,7 +451,7 @@ def assert_received(sub: Subscription[Any], expected: object = None) -> Envelope
         ) from None
     if _matches(envelope, expected):
         return envelope
-    buffered = _peek(sub, len(sub._queue))
+    buffered = _peek(sub, sub.statistics().buffered)
     later = next((e for e in buffered if _matches(e, expected)), None)
     hint = (
         f"\n  a match is buffered further on: {_describe(later)}"
@@ -538,3 +553,72 @@ def assert_closed(sub: Subscription[Any]) -> None:
         raise AssertionError(
             f"expected {sub.name!r} to be closed, but it and its bus are open ({_counters(stats)})"
         )
+
+
+# -- assertions on the audit trail ---------------------------------------------------------
+
+
+def assert_audited(
+    trail: AuditTrail | Auditor | Iterable[AuditEntry],
+    *,
+    actor: str | None = None,
+    action: type[msgspec.Struct] | msgspec.Struct | None = None,
+    kind: str | None = None,
+) -> list[AuditEntry]:
+    """Check that the audit trail holds an entry matching every given criterion.
+
+    :param trail: an :class:`audit.AuditTrail`, an :class:`audit.Auditor` (its trail is
+        read; the ``audit_trail`` fixture is one) or any iterable of entries.
+    :param actor: the entry's ``actor`` exactly (an agent id, ``session:<id>``, ``system``).
+    :param action: an action class (``AgentExit``: any entry whose action is one) or an
+        action (``AgentExit(reason="completed")``: equal to it).
+    :param kind: the event kind (tag) the entry was recorded from.
+    :returns: every matching entry, oldest first (at least one).
+    :raises AssertionError: if none matches. The message shows the nearest entries (those
+        matching the most criteria, newest first, at most three) and which criteria each one
+        misses, not the whole trail.
+    :raises ValueError: if no criterion is given.
+
+    It reads what the trail holds *now* and never waits: with a queued auditor, ``await
+    auditor.flush()`` first (the ``audit_trail`` fixture records inline and needs none).
+    """
+    __tracebackhide__ = True
+    if actor is None and action is None and kind is None:
+        raise ValueError("assert_audited needs at least one of actor, action, kind")
+    source: Any = getattr(trail, "trail", trail)
+    entries: list[AuditEntry] = list(source)
+    criteria: list[tuple[str, str, Callable[[AuditEntry], bool]]] = []
+    if actor is not None:
+        criteria.append(("actor", f"actor={actor!r}", lambda e: e.actor == actor))
+    if action is not None:
+        if isinstance(action, type):
+            cls = action
+            criteria.append(
+                ("action", f"action={cls.__name__}", lambda e: isinstance(e.action, cls))
+            )
+        else:
+            criteria.append(("action", f"action={action!r}", lambda e: e.action == action))
+    if kind is not None:
+        criteria.append(("kind", f"kind={kind!r}", lambda e: e.kind == kind))
+    matched = [e for e in entries if all(test(e) for _, _, test in criteria)]
+    if matched:
+        return matched
+    wanted = ", ".join(text for _, text, _ in criteria)
+    message = f"expected an audit entry with {wanted}; none of the {len(entries)} entries matches"
+    scored = [(sum(test(e) for _, _, test in criteria), i, e) for i, e in enumerate(entries)]
+    nearest = sorted((t for t in scored if t[0] > 0), key=lambda t: (-t[0], -t[1]))[:_NEAREST]
+    if nearest:
+        lines = [f"{message}; nearest:"]
+        for _, _, entry in nearest:
+            missed = ", ".join(name for name, _, test in criteria if not test(entry))
+            lines.append(f"    {_describe_entry(entry)}  (differs: {missed})")
+    elif entries:
+        lines = [f"{message} any criterion; latest:"]
+        lines.extend(f"    {_describe_entry(e)}" for e in entries[-_NEAREST:])
+    else:
+        lines = [message]
+    raise AssertionError("\n".join(lines))
+
+
+def _describe_entry(entry: AuditEntry) -> str:
+    return f"seq={entry.seq} actor={entry.actor!r} action={entry.action!r} kind={entry.kind!r}"

@@ -52,6 +52,7 @@ def test_fixtures_are_found_without_any_configuration(project: pytest.Pytester) 
             "*fixtures defined from eventbus._pytest_plugin*",
             "event_bus -- *",
             "captured_events -- *",
+            "audit_trail -- *",
         ]
     )
 
@@ -139,6 +140,58 @@ def test_failing_helpers_show_the_test_line_and_not_their_own(project: pytest.Py
         ]
     )
     result.stdout.no_fnmatch_line("*raise AssertionError(*")
+    result.stdout.no_fnmatch_line("*eventbus/testing.py*")
+
+
+def test_audit_trail_records_what_the_test_publishes_on_both_backends(
+    project: pytest.Pytester,
+) -> None:
+    project.makepyfile(
+        test_audit="""
+        import uuid
+        import pytest
+        from audit import AgentExit, AgentSpawn
+        from eventbus.events import AgentStarted, AgentStopped, ToolExecutionStarted
+        from eventbus.testing import assert_audited
+
+        pytestmark = pytest.mark.anyio
+        AGENT = uuid.UUID(int=7)
+
+        async def test_the_trail_sees_everything(event_bus, audit_trail):
+            event_bus.publish(AgentStarted(id=AGENT))
+            event_bus.publish(
+                ToolExecutionStarted(
+                    session_id="s1", tool_name="http", tool_call_id="c1",
+                    tool_args={"url": "https://x", "api_key": "sk-live-123"},
+                )
+            )
+            event_bus.publish(AgentStopped(id=AGENT, success=False))
+            await audit_trail.flush()
+            assert_audited(audit_trail, actor=str(AGENT), action=AgentSpawn)
+            assert_audited(audit_trail, actor=str(AGENT), action=AgentExit(reason="stopped"))
+            [tool] = assert_audited(audit_trail, actor="session:s1")
+            assert "sk-live-123" not in tool.resource
+            assert audit_trail.trail.verify() is None
+            assert len(audit_trail.trail) == 3
+
+        async def test_each_test_gets_a_fresh_trail(event_bus, audit_trail):
+            assert len(audit_trail.trail) == 0
+
+        async def test_a_failing_assertion_shows_the_nearest_entries(event_bus, audit_trail):
+            event_bus.publish(AgentStarted(id=AGENT))
+            assert_audited(audit_trail, actor=str(AGENT), action=AgentExit)
+        """
+    )
+    result = project.runpytest("-v")
+    result.assert_outcomes(passed=4, failed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "E*AssertionError: expected an audit entry with actor='00000000-0000-0000-0000-"
+            "000000000007', action=AgentExit; none of the 1 entries matches; nearest:",
+            "E*seq=1 actor='00000000-0000-0000-0000-000000000007' action=AgentSpawn(*"
+            "(differs: action)",
+        ]
+    )
     result.stdout.no_fnmatch_line("*eventbus/testing.py*")
 
 
