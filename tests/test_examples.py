@@ -53,6 +53,8 @@ def test_the_examples_the_readme_names_exist() -> None:
         "custom_consumer.py",
         "threads.py",
         "logging_setup.py",
+        "supervisor.py",
+        "test_with_audit.py",
     } <= set(all_examples())
 
 
@@ -110,11 +112,59 @@ def test_logging_setup_has_a_console_mode(tmp_path: Path) -> None:
     assert re.search(r"\[warning +\] subscription_lagged +max_buffer_size=10", out)
 
 
-def test_only_the_logging_example_configures_structlog() -> None:
+def test_only_applications_configure_structlog() -> None:
+    """The library never configures structlog; the logging example and the CLI (an
+    application, which sends records to stderr while a command runs) are the only ones."""
     configuring = sorted(
         str(path.relative_to(ROOT))
         for folder in ("eventbus", "audit", "examples")
         for path in (ROOT / folder).rglob("*.py")
         if "structlog.configure(" in path.read_text(encoding="utf-8")
     )
-    assert configuring == ["examples/logging_setup.py"]
+    assert configuring == ["eventbus/_cli.py", "examples/logging_setup.py"]
+
+
+def test_supervisor_audits_every_event_into_sqlite_and_resumes(tmp_path: Path) -> None:
+    out = run("supervisor.py", cwd=tmp_path).stdout
+    assert "coder: shell 'rm -rf build/' denied" in out
+    match = re.search(r"published (\d+) events; trail holds (\d+) entries", out)
+    assert match is not None
+    published, held = int(match.group(1)), int(match.group(2))
+    assert published == held > 20
+    assert "(0 restored from supervisor-audit.sqlite3, " in out
+    rows = re.findall(r"^ +(\d+)  (\S+) +(\w+) +(\w+)$", out, re.M)
+    assert [int(r[0]) for r in rows] == list(range(1, published + 1))
+    actions = {r[2] for r in rows}
+    assert {"AgentSpawn", "AgentExit", "MemoryRead", "MemoryWrite"} <= actions
+    assert "secrets in the trail: 0" in out
+    assert "store supervisor-audit.sqlite3: intact" in out
+    assert (tmp_path / "supervisor-audit.sqlite3").exists()
+
+    again = run("supervisor.py", cwd=tmp_path).stdout
+    assert f"trail holds {2 * published} entries" in again
+    assert f"({published} restored from supervisor-audit.sqlite3, {published} new)" in again
+    assert "store supervisor-audit.sqlite3: intact" in again
+
+
+def test_test_with_audit_passes_under_pytest(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            str(EXAMPLES / "test_with_audit.py"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=TIME_BOUND,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    match = re.search(r"(\d+) passed", result.stdout)
+    assert match is not None
+    assert int(match.group(1)) >= 4
+    assert "failed" not in result.stdout and "error" not in result.stdout
