@@ -166,3 +166,24 @@ def test_eventbus_events_exports_exactly_the_pinned_names() -> None:
 def test_top_level_event_names_are_the_catalogue_objects() -> None:
     for name in ("AnyKernelEvent", "Category", "KernelEvent", "Primitive", "category_for_kind"):
         assert getattr(eventbus, name) is getattr(eventbus.events, name)
+
+
+TESTING_ALL = [
+    "CapturedEvents",
+    "Expectation",
+    "assert_audited",
+    "assert_closed",
+    "assert_empty",
+    "assert_lagged",
+    "assert_received",
+    "capture_events",
+    "expect",
+]
+
+
+def test_eventbus_testing_exports_exactly_the_pinned_names() -> None:
+    import eventbus.testing
+
+    assert sorted(eventbus.testing.__all__) == sorted(TESTING_ALL)
+    for name in eventbus.testing.__all__:
+        assert getattr(eventbus.testing, name).__doc__, name
