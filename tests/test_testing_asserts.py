@@ -184,3 +184,22 @@ def test_helpers_hide_themselves_from_tracebacks() -> None:
         code = getattr(testing, name).__code__
         assert "__tracebackhide__" in code.co_varnames, name
     assert "__tracebackhide__" in testing.Expectation.wait.__code__.co_varnames
+
+
+@pytest.mark.parametrize("kinds", [None, [Ping]], ids=["shared_ring", "private_queue"])
+async def test_failure_messages_show_buffered_envelopes_of_either_queue_layout(
+    kinds: list[type[Ping]] | None,
+) -> None:
+    bus = EventBus[msgspec.Struct]()
+    sub = bus.subscribe(name="consumer", kinds=kinds, max_buffer_size=3)
+    for n in range(5):
+        bus.publish(Ping(n=n))
+    with pytest.raises(AssertionError) as info:
+        assert_empty(sub)
+    assert str(info.value).splitlines()[1:] == [
+        "    seq=3 kind='ping' event=Ping(n=2)",
+        "    seq=4 kind='ping' event=Ping(n=3)",
+        "    seq=5 kind='ping' event=Ping(n=4)",
+    ]
+    with pytest.raises(AssertionError, match=r"a match is buffered further on: seq=5 "):
+        assert_received(sub, Ping(n=4))
