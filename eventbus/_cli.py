@@ -1,41 +1,719 @@
-"""The ``eventbus`` command line. A minimal ``demo`` until the full CLI lands."""
+"""The ``eventbus`` command line: ``python -m eventbus`` or the ``eventbus`` console script.
+
+Subcommands (each with ``--help``)::
+
+    eventbus demo [--agents N] [--events N] [--db PATH]
+    eventbus audit show PATH [--actor A] [--kind K] [--action X] [--since-seq N] [--json]
+    eventbus audit verify PATH
+    eventbus schema [--check | --write DIR]
+
+Exit codes: 0 success, 1 failure (a missing or corrupt file, a tampered audit store, stale
+schemas), 2 usage error (an unknown flag, a bad value). Every error is one line on stderr,
+never a traceback. Only the standard library's :mod:`argparse`; the audit package and the
+schema generator are imported by the subcommands that need them.
+"""
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+import logging
+import math
+import os
+import sqlite3
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 import anyio
+import anyio.lowlevel
 import msgspec
+import structlog
 
-from ._bus import EventBus
+from ._bus import EventBus, Subscription
+
+if TYPE_CHECKING:
+    from audit import AuditEntry
 
 __all__ = ["main"]
 
-
-class _DemoEvent(msgspec.Struct, tag="demo_event", frozen=True):
-    agent: str
-    step: int
+_PROG = "eventbus"
 
 
-async def _demo(events: int) -> None:
-    async with EventBus[_DemoEvent]() as bus:
-        with bus.subscribe(name="printer") as sub:
-            for step in range(events):
-                bus.publish(_DemoEvent(agent="agent-1", step=step))
-            bus.close()
-            async for envelope in sub:
-                print(f"{envelope.seq:>4}  {envelope.kind:<12} {envelope.event}")
-        print(sub.statistics())
+class _UsageError(Exception):
+    """Bad command-line usage: exit code 2."""
+
+
+class _Failure(Exception):
+    """The command ran and failed: exit code 1."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are exceptions, so :func:`main` prints one line."""
+
+    def error(self, message: str) -> NoReturn:
+        raise _UsageError(f"{self.prog}: {message} (see '{self.prog} --help')")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return the process exit code."""
-    parser = argparse.ArgumentParser(prog="eventbus")
-    commands = parser.add_subparsers(dest="command", required=True)
-    demo = commands.add_parser("demo", help="run a small supervisor simulation")
-    demo.add_argument("--events", type=int, default=5)
-    args = parser.parse_args(argv)
-    if args.command == "demo":
-        anyio.run(_demo, args.events)
+    """Run the command line with ``argv`` (default: ``sys.argv[1:]``).
+
+    :returns: the process exit code: 0 on success, 1 when the command failed, 2 for a usage
+        error. Errors are printed as one line on stderr.
+
+    It never raises (``--help`` returns 0 after printing the help) and never prints a
+    traceback, except for :exc:`KeyboardInterrupt`'s exit code 130.
+    """
+    parser = _build_parser()
+    try:
+        args = parser.parse_args(argv)
+        command: Callable[[argparse.Namespace], int] = args.run
+        with _logs_to_stderr(verbose=args.verbose):
+            return command(args)
+    except _UsageError as exc:
+        print(f"{exc}", file=sys.stderr)
+        return 2
+    except _Failure as exc:
+        print(f"{_PROG}: error: {exc}", file=sys.stderr)
+        return 1
+    except SystemExit as exc:  # --help and --version
+        return exc.code if isinstance(exc.code, int) else 0
+    except KeyboardInterrupt:
+        print(f"{_PROG}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # e.g. ``eventbus audit show db | head``
+        _silence_stdout()
+        return 0
+    except Exception as exc:  # a bug or an unforeseen condition: still one line
+        leaves = _leaves(exc)
+        if all(isinstance(leaf, BrokenPipeError) for leaf in leaves):
+            _silence_stdout()
+            return 0
+        first = leaves[0]
+        print(f"{_PROG}: error: unexpected {type(first).__name__}: {first}", file=sys.stderr)
+        return 1
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    """The exceptions inside (nested) exception groups, or ``[exc]``."""
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for inner in exc.exceptions for leaf in _leaves(inner)]
+    return [exc]
+
+
+@contextmanager
+def _logs_to_stderr(*, verbose: bool) -> Iterator[None]:
+    """Send the library's structlog records to stderr while a command runs.
+
+    The command line is an application, so it decides where logs go: stdout carries the
+    command's output (``audit show --json`` is piped), so records go to stderr, errors only
+    unless ``--verbose``. It leaves an application's own structlog configuration alone, and
+    restores structlog's defaults afterwards (``main`` may be called in-process).
+    """
+    if structlog.is_configured():
+        yield
+        return
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.dev.ConsoleRenderer(colors=False),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.INFO if verbose else logging.ERROR
+        ),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+    )
+    try:
+        yield
+    finally:
+        structlog.reset_defaults()
+
+
+def _silence_stdout() -> None:
+    # Python flushes stdout at exit and would report the broken pipe again.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
+# -- the parser ----------------------------------------------------------------------------
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
+def _build_parser() -> _Parser:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        dist_version = version("kernel-eventbus")
+    except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
+        dist_version = "unknown"
+    parser = _Parser(
+        prog=_PROG,
+        description="kernel-eventbus: an in-process broadcast event bus with an audit trail.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {dist_version}")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="show the library's log records (lag, sink errors) on stderr; default: errors only",
+    )
+    commands = parser.add_subparsers(title="commands", dest="command", required=True)
+
+    demo = commands.add_parser(
+        "demo",
+        help="run the agent supervisor simulation with an audit trail on SQLite",
+        description=(
+            "Spawn a group of agents that recall memories, call tools (some need approval, "
+            "some are denied) and store results, with the audit trail attached and written to "
+            "an embedded SQLite store. Ends with a summary: events published, each "
+            "subscription's delivered and lagged counts, the audit entries, and the last "
+            "entries as a table."
+        ),
+    )
+    demo.add_argument(
+        "--agents", type=_positive_int, default=4, metavar="N", help="agents (default 4)"
+    )
+    demo.add_argument(
+        "--events",
+        type=_positive_int,
+        default=2000,
+        metavar="N",
+        help="stop once about N events were published (default 2000)",
+    )
+    demo.add_argument(
+        "--db",
+        type=Path,
+        metavar="PATH",
+        help="the SQLite audit store to write (kept; an existing store is resumed). "
+        "Default: a temporary file, deleted at the end",
+    )
+    demo.set_defaults(run=_run_demo)
+
+    audit = commands.add_parser(
+        "audit",
+        help="read or verify an audit store (SQLite or JSONL)",
+        description="Read or verify an audit store written by the SQLite or JSONL sink.",
+    )
+    audit_commands = audit.add_subparsers(title="commands", dest="audit_command", required=True)
+    show = audit_commands.add_parser(
+        "show",
+        help="print the entries of an audit store, optionally filtered",
+        description="Print the entries of a SQLite or JSONL audit store, oldest first.",
+    )
+    show.add_argument("path", type=Path, metavar="PATH", help="the audit store")
+    show.add_argument("--actor", metavar="A", help="only entries by this actor")
+    show.add_argument("--kind", metavar="K", help="only entries of this event kind")
+    show.add_argument(
+        "--action", metavar="X", help="only entries with this action (ToolCall, MemoryRead, ...)"
+    )
+    show.add_argument(
+        "--since-seq", type=_non_negative_int, metavar="N", help="only entries with seq >= N"
+    )
+    show.add_argument("--json", action="store_true", help="one JSON object per line")
+    show.set_defaults(run=_run_audit_show)
+    verify = audit_commands.add_parser(
+        "verify",
+        help="verify an audit store's hash chain",
+        description=(
+            "Verify a SQLite or JSONL audit store end to end. Exit 0 when intact; exit 1 "
+            "naming the first bad seq when an entry was altered, removed, reordered or cut."
+        ),
+    )
+    verify.add_argument("path", type=Path, metavar="PATH", help="the audit store")
+    verify.set_defaults(run=_run_audit_verify)
+
+    schema = commands.add_parser(
+        "schema",
+        help="print, check or write the JSON Schemas of the wire types",
+        description=(
+            "Print the JSON Schema of every kernel event (the union of all families), check "
+            "a schemas/ folder against the types, or write the schema files to a directory."
+        ),
+    )
+    mode = schema.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--check",
+        type=Path,
+        nargs="?",
+        const=Path("schemas"),
+        metavar="DIR",
+        help="exit 1 if a file in DIR (default ./schemas) is stale or missing",
+    )
+    mode.add_argument("--write", type=Path, metavar="DIR", help="write the schema files to DIR")
+    schema.set_defaults(run=_run_schema)
+    return parser
+
+
+# -- shared helpers ------------------------------------------------------------------------
+
+
+def _timestamp(ts_ns: int) -> str:
+    moment = datetime.fromtimestamp(ts_ns / 1e9, UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def _action_text(action: msgspec.Struct, width: int = 48) -> str:
+    fields = ", ".join(f"{k}={v!r}" for k, v in msgspec.structs.asdict(action).items())
+    text = f"{type(action).__name__}({fields})"
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _print_entries(entries: Sequence[AuditEntry], out: TextIO) -> None:
+    """Print entries as a table whose columns are as wide as their widest cell."""
+    header = ("seq", "time (UTC)", "actor", "action", "kind")
+    rows = [
+        (str(e.seq), _timestamp(e.ts_ns), e.actor, _action_text(e.action), e.kind) for e in entries
+    ]
+    widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
+    for row in (header, *rows):
+        cells = [row[0].rjust(widths[0])]
+        cells += [c.ljust(w) for c, w in zip(row[1:], widths[1:], strict=True)]
+        print("  ".join(cells).rstrip(), file=out)
+
+
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def _is_sqlite(path: Path) -> bool:
+    with path.open("rb") as f:
+        return f.read(len(_SQLITE_MAGIC)) == _SQLITE_MAGIC
+
+
+def _open_store(path: Path) -> None:
+    """Fail with one clear line unless ``path`` is a readable file."""
+    if not path.exists():
+        raise _Failure(f"no such file: {path}")
+    if path.is_dir():
+        raise _Failure(f"{path} is a directory, not an audit store")
+
+
+def _sqlite_counts(path: Path) -> tuple[int, int | None, int | None]:
+    """(entries, first seq, last seq) of a SQLite audit store, read-only."""
+    conn = sqlite3.connect(path.absolute().as_uri() + "?mode=ro", uri=True)
+    try:
+        count, first, last = conn.execute(
+            "SELECT count(*), min(seq), max(seq) FROM audit_entries"
+        ).fetchone()
+    finally:
+        conn.close()
+    return int(count), first, last
+
+
+def _check_audit_sqlite(path: Path) -> None:
+    """Fail unless ``path`` is a SQLite audit store (read-only check, changes nothing)."""
+    try:
+        _sqlite_counts(path)
+    except sqlite3.DatabaseError as exc:
+        raise _Failure(f"{path} is not a readable audit store: {exc}") from None
+
+
+# -- audit show / verify -------------------------------------------------------------------
+
+
+def _action_names() -> dict[str, type[msgspec.Struct]]:
+    from typing import get_args
+
+    from audit import AuditAction
+
+    return {str(cls.__struct_config__.tag): cls for cls in get_args(AuditAction)}
+
+
+def _run_audit_show(args: argparse.Namespace) -> int:
+    path: Path = args.path
+    names = _action_names()
+    if args.action is not None and args.action not in names:
+        raise _UsageError(
+            f"{_PROG} audit show: unknown --action {args.action!r} "
+            f"(choose from {', '.join(sorted(names))})"
+        )
+    _open_store(path)
+    entries = _read_store(path)
+    since = args.since_seq
+    selected = [
+        e
+        for e in entries
+        if (args.actor is None or e.actor == args.actor)
+        and (args.kind is None or e.kind == args.kind)
+        and (args.action is None or isinstance(e.action, names[args.action]))
+        and (since is None or e.seq >= since)
+    ]
+    out = sys.stdout
+    if args.json:
+        encode = msgspec.json.Encoder().encode
+        for entry in selected:
+            out.write(encode(entry).decode() + "\n")
+    elif selected:
+        _print_entries(selected, out)
+    else:
+        print(f"no entries match (the store holds {len(entries)})", file=sys.stderr)
+    out.flush()
+    return 0
+
+
+def _read_store(path: Path) -> list[AuditEntry]:
+    """Every entry of a SQLite or JSONL store, oldest first; one-line failures."""
+    from audit.sinks import SqliteSink, read_jsonl
+
+    try:
+        if _is_sqlite(path):
+            _check_audit_sqlite(path)
+            with SqliteSink(path) as sink:
+                return sink.query()
+        contents = read_jsonl(path)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise _Failure(f"{path} is not a JSONL audit store: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise _Failure(f"{path} is not a JSONL audit store: {exc}") from None
+    except sqlite3.DatabaseError as exc:
+        raise _Failure(f"{path} is not a readable audit store: {exc}") from None
+    except OSError as exc:
+        raise _Failure(f"cannot read {path}: {exc.strerror or exc}") from None
+    if contents.torn_tail:
+        print(
+            f"{_PROG}: warning: {path} ends with a torn line ({contents.torn_tail} bytes), "
+            "not shown",
+            file=sys.stderr,
+        )
+    return contents.entries
+
+
+def _run_audit_verify(args: argparse.Namespace) -> int:
+    from audit.sinks import verify_sink
+
+    path: Path = args.path
+    _open_store(path)
+    try:
+        sqlite = _is_sqlite(path)
+        if sqlite:
+            _check_audit_sqlite(path)
+        bad = verify_sink(path)
+        if bad is not None:
+            raise _Failure(f"{path} is not intact: the first bad entry is seq {bad}")
+        if sqlite:
+            count, first, last = _sqlite_counts(path)
+        else:
+            entries = _read_store(path)
+            count = len(entries)
+            first, last = (entries[0].seq, entries[-1].seq) if entries else (None, None)
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
+        raise _Failure(f"{path} is not a JSONL audit store: {exc}") from None
+    except sqlite3.DatabaseError as exc:
+        raise _Failure(f"{path} is not a readable audit store: {exc}") from None
+    except OSError as exc:
+        raise _Failure(f"cannot read {path}: {exc.strerror or exc}") from None
+    span = f", seq {first}..{last}" if count else ""
+    print(f"{path}: intact ({count} entries{span})")
+    return 0
+
+
+# -- demo ----------------------------------------------------------------------------------
+
+# (tool, needs approval, arguments): the secret in the arguments shows the audit redaction.
+_TOOLS: tuple[tuple[str, bool, dict[str, Any]], ...] = (
+    ("web_search", False, {"query": "release notes", "api_key": "sk-demo-not-a-secret"}),
+    ("read_file", False, {"path": "notes/plan.md"}),
+    ("write_file", True, {"path": "notes/summary.md", "bytes": 2048}),
+    ("shell", True, {"command": "pytest -q"}),
+    ("shell", True, {"command": "rm -rf /"}),
+)
+
+
+#: Ids in the demo are name-based, so two runs name the same agents alike.
+_DEMO_NAMESPACE = uuid.UUID("6f1c2a8e-3d4b-5e6f-8a9b-0c1d2e3f4a5b")
+
+
+class _Progress:
+    """A progress line on stderr every 10% of a long run (at least ``_PROGRESS_FROM`` events)."""
+
+    def __init__(self, target: int, out: TextIO) -> None:
+        self._target = target
+        self._out = out
+        self._step = max(target // 10, 1)
+        self._next = self._step if target >= _PROGRESS_FROM else math.inf
+
+    def update(self, published: int) -> None:
+        if published >= self._next:
+            percent = min(100, published * 100 // self._target)
+            print(f"demo: {published}/{self._target} events ({percent}%)", file=self._out)
+            self._next = (published // self._step + 1) * self._step
+
+
+_PROGRESS_FROM = 20_000
+
+
+async def _approver(bus: EventBus[Any], requests: Subscription[Any]) -> None:
+    """The supervisor's human-in-the-loop stand-in: approves every tool call but ``rm``."""
+    from .events import ApprovalRequested, ApprovalResolved
+
+    async for envelope in requests:
+        request = envelope.event
+        assert isinstance(request, ApprovalRequested)
+        approved = not request.resource.startswith("rm ")
+        bus.publish(ApprovalResolved(id=request.id, approved=approved))
+
+
+async def _dashboard(view: Subscription[Any]) -> None:
+    """A slow UI consumer: one envelope per scheduler turn, so it lags (by design)."""
+    async for _envelope in view:
+        await anyio.lowlevel.checkpoint()
+
+
+async def _agent(
+    bus: EventBus[Any], group_id: uuid.UUID, index: int, target: int, progress: _Progress
+) -> None:
+    from .events import (
+        AgentCreated,
+        AgentGroupMemberCompleted,
+        AgentStarted,
+        AgentStopped,
+        ApprovalRequested,
+        ApprovalResolved,
+        MemoryRecallUsed,
+        MemoryStored,
+        TokenUsageUpdate,
+        ToolExecutionFinished,
+        ToolExecutionStarted,
+    )
+
+    agent_id = uuid.uuid5(_DEMO_NAMESPACE, f"agent-{index + 1}")
+    session = f"demo-{index + 1}"
+    pending: set[uuid.UUID] = set()
+    # Subscribed before any request is published, so no decision can be missed.
+    decisions = bus.subscribe(
+        name=f"agent-{index + 1}",
+        kinds=[ApprovalResolved],
+        where=lambda e: e.event.id in pending,
+    )
+    bus.publish(AgentCreated(id=agent_id, name=f"researcher {index + 1}"))
+    bus.publish(AgentStarted(id=agent_id))
+    step = 0
+    tokens = 0
+    with decisions:
+        while bus.statistics().published < target:
+            step += 1
+            tool, needs_approval, tool_args = _TOOLS[(index + step) % len(_TOOLS)]
+            bus.publish(
+                MemoryRecallUsed(session_id=session, query=tool, count=step % 4, source="warm")
+            )
+            call_id = f"call-{index + 1}-{step}"
+            if needs_approval:
+                request_id = uuid.uuid5(agent_id, call_id)
+                pending.add(request_id)
+                bus.publish(
+                    ApprovalRequested(
+                        id=request_id,
+                        tool_name=tool,
+                        action="execute",
+                        resource=str(tool_args.get("command", tool_args.get("path", ""))),
+                        reason="side effects need a supervisor's approval",
+                        session_id=session,
+                    )
+                )
+                decision = await decisions.receive()
+                pending.discard(request_id)
+                if not decision.event.approved:
+                    continue
+            bus.publish(
+                ToolExecutionStarted(
+                    session_id=session, tool_name=tool, tool_call_id=call_id, tool_args=tool_args
+                )
+            )
+            await anyio.lowlevel.checkpoint()  # the tool runs; other agents go on
+            bus.publish(
+                ToolExecutionFinished(
+                    session_id=session,
+                    tool_call_id=call_id,
+                    tool_name=tool,
+                    duration_ms=5 + step % 40,
+                    is_error=False,
+                    output_summary=f"{tool} ok",
+                )
+            )
+            bus.publish(
+                MemoryStored(
+                    id=f"mem-{index + 1}-{step}", memory_type="episodic", source=str(agent_id)
+                )
+            )
+            tokens += 300
+            if step % 4 == 0:
+                bus.publish(
+                    TokenUsageUpdate(
+                        session_id=session, input_tokens=tokens, output_tokens=tokens // 3
+                    )
+                )
+            progress.update(bus.statistics().published)
+    bus.publish(AgentGroupMemberCompleted(group_id=group_id, agent_id=agent_id, success=True))
+    bus.publish(AgentStopped(id=agent_id, success=True))
+
+
+class _DemoResult(msgspec.Struct):
+    published: int
+    seconds: float
+    subscriptions: list[tuple[str, int, int, str]]
+    trail_entries: int
+    last: list[AuditEntry]
+    resumed: int
+
+
+async def _demo(agents: int, events: int, db: Path, resume: bool) -> _DemoResult:
+    from audit import AuditTrail, attach_audit_trail
+    from audit.sinks import SqliteSink
+
+    from .events import AgentGroupCreated, ApprovalRequested
+
+    trail = AuditTrail()
+    started = time.perf_counter()
+    with SqliteSink(db) as sink:
+        async with EventBus[Any]() as bus:
+            # The auditor subscribes first: nothing published afterwards can escape the trail.
+            async with attach_audit_trail(bus, trail, sink=sink, resume=resume) as auditor:
+                resumed = trail.statistics().restored
+                requests = bus.subscribe(
+                    name="approver", kinds=[ApprovalRequested], max_buffer_size=max(agents, 64)
+                )
+                view = bus.subscribe(name="dashboard", max_buffer_size=64)
+                progress = _Progress(events, sys.stderr)
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(_approver, bus, requests)
+                    tg.start_soon(_dashboard, view)
+                    group_id = uuid.uuid5(_DEMO_NAMESPACE, "group")
+                    bus.publish(AgentGroupCreated(group_id=group_id, agent_count=agents))
+                    async with anyio.create_task_group() as group:
+                        for index in range(agents):
+                            group.start_soon(_agent, bus, group_id, index, events, progress)
+                    bus.close()  # consumers drain what they hold, then stop
+            # Leaving attach_audit_trail recorded everything and committed it to the sink.
+            seconds = time.perf_counter() - started
+    audit = auditor.statistics()
+    rows = [("audit", audit.seen, audit.lagged, "drop_oldest")]
+    for sub in (requests, view):
+        stats = sub.statistics()
+        rows.append((stats.name, stats.delivered, stats.lagged, stats.overflow))
+    return _DemoResult(
+        published=bus.statistics().published,
+        seconds=seconds,
+        subscriptions=rows,
+        trail_entries=len(trail),
+        last=trail.last(10),
+        resumed=resumed,
+    )
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from audit.sinks import verify_sink
+
+    with tempfile.TemporaryDirectory(prefix="eventbus-demo-") as tmp:
+        db: Path = args.db if args.db is not None else Path(tmp) / "audit.sqlite3"
+        keep = args.db is not None
+        resume = db.exists() and db.stat().st_size > 0
+        if db.is_dir():
+            raise _Failure(f"--db {db} is a directory")
+        if resume:
+            _check_audit_sqlite(db)
+        try:
+            result = anyio.run(_demo, args.agents, args.events, db, resume)
+        except Exception as exc:
+            leaf = _leaves(exc)[0]
+            if isinstance(leaf, sqlite3.Error | OSError):
+                raise _Failure(f"the audit store {db} failed: {leaf}") from None
+            if isinstance(leaf, ValueError) and resume:  # a broken chain cannot be resumed
+                raise _Failure(f"cannot resume the audit store {db}: {leaf}") from None
+            raise
+        out = sys.stdout
+        store = "temporary; pass --db PATH to keep it" if not keep else "kept"
+        print(
+            f"supervisor demo: {args.agents} agents, audit trail on SQLite at {db} ({store})",
+            file=out,
+        )
+        rate = result.published / result.seconds if result.seconds > 0 else 0.0
+        print(
+            f"published {result.published} events in {result.seconds:.2f} s "
+            f"({rate:,.0f} events/s, audit store included)",
+            file=out,
+        )
+        print(file=out)
+        header = ("subscription", "delivered", "lagged", "overflow")
+        table = [header] + [(n, str(d), str(lag), o) for n, d, lag, o in result.subscriptions]
+        widths = [max(len(r[i]) for r in table) for i in range(4)]
+        for name, delivered, lagged, overflow in table:
+            print(
+                f"  {name:<{widths[0]}}  {delivered:>{widths[1]}}  {lagged:>{widths[2]}}  "
+                f"{overflow}",
+                file=out,
+            )
+        count, first, last = _sqlite_counts(db)
+        bad = verify_sink(db)
+        chain = "hash chain intact" if bad is None else f"hash chain BROKEN at seq {bad}"
+        resumed = f", {result.resumed} resumed from the store" if result.resumed else ""
+        print(file=out)
+        print(
+            f"audit: {result.trail_entries} entries in the trail{resumed}; "
+            f"{count} in the store (seq {first}..{last}), {chain}",
+            file=out,
+        )
+        print(f"last {len(result.last)} entries:", file=out)
+        _print_entries(result.last, out)
+        if keep:
+            print(f"\nquery it:  {_PROG} audit show {db} --actor session:demo-1", file=out)
+            print(f"verify it: {_PROG} audit verify {db}", file=out)
+        out.flush()
+        return 0 if bad is None else 1
+
+
+# -- schema --------------------------------------------------------------------------------
+
+
+def _run_schema(args: argparse.Namespace) -> int:
+    from . import schema
+
+    if args.write is not None:
+        target: Path = args.write
+        if target.exists() and not target.is_dir():
+            raise _Failure(f"cannot write the schemas to {target}: not a directory")
+        try:
+            changed = schema.write(target)
+        except OSError as exc:
+            reason = exc.strerror or exc
+            raise _Failure(f"cannot write the schemas to {target}: {reason}") from None
+        what = ", ".join(changed) if changed else "nothing changed"
+        print(f"wrote {target}: {what}")
+        return 0
+    if args.check is not None:
+        folder: Path = args.check
+        if not folder.is_dir():
+            raise _Failure(f"no such directory: {folder} (generate it with --write {folder})")
+        stale = schema.check(folder)
+        if stale:
+            raise _Failure(
+                f"{folder} is stale: {', '.join(stale)} "
+                f"(regenerate with '{_PROG} schema --write {folder}')"
+            )
+        print(f"{folder}: up to date")
+        return 0
+    sys.stdout.write(schema.render_schema("kernel_event"))
     return 0

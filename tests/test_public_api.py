@@ -258,3 +258,24 @@ def test_eventbus_replay_exports_exactly_the_pinned_names() -> None:
     assert sorted(eventbus.replay.__all__) == sorted(REPLAY_ALL)
     for name in eventbus.replay.__all__:
         assert getattr(eventbus.replay, name) is not None
+
+
+TESTING_ALL = [
+    "CapturedEvents",
+    "Expectation",
+    "assert_audited",
+    "assert_closed",
+    "assert_empty",
+    "assert_lagged",
+    "assert_received",
+    "capture_events",
+    "expect",
+]
+
+
+def test_eventbus_testing_exports_exactly_the_pinned_names() -> None:
+    import eventbus.testing
+
+    assert sorted(eventbus.testing.__all__) == sorted(TESTING_ALL)
+    for name in eventbus.testing.__all__:
+        assert getattr(eventbus.testing, name).__doc__, name

@@ -1,0 +1,601 @@
+"""The ``eventbus`` command line: every subcommand, its exit codes and its bad input.
+
+Most tests call ``main(argv)`` in-process and read stdout/stderr; a few run the real console
+script and ``python -m eventbus`` as a user would, to check exit codes and that no traceback
+ever reaches the terminal.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import msgspec
+import pytest
+import structlog
+import structlog.testing
+
+from audit import AuditEntry
+from audit.sinks import JsonlSink, SqliteSink
+from eventbus._cli import main
+
+TIME_BOUND = 60
+
+
+@pytest.fixture(autouse=True)
+def unconfigured_structlog() -> None:
+    """Each test starts as a fresh ``eventbus`` process does: structlog not configured.
+
+    (Other tests' ``capture_logs`` leave structlog marked as configured, and the CLI leaves
+    an application's configuration alone.)
+    """
+    structlog.reset_defaults()
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_line(err: str) -> str:
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite audit store written by the demo (shared, read-only for the tests)."""
+    path = tmp_path_factory.mktemp("store") / "audit.sqlite3"
+    assert main(["demo", "--agents", "2", "--events", "300", "--db", str(path)]) == 0
+    return path
+
+
+def entries_of(path: Path) -> list[AuditEntry]:
+    with SqliteSink(path) as sink:
+        return sink.query()
+
+
+def copy_store(store: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "copy.sqlite3"
+    source = sqlite3.connect(store)
+    target = sqlite3.connect(copy)
+    with target:
+        source.backup(target)
+    source.close()
+    target.close()
+    return copy
+
+
+# -- usage ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--help"],
+        ["demo", "--help"],
+        ["audit", "--help"],
+        ["audit", "show", "--help"],
+        ["audit", "verify", "--help"],
+        ["schema", "--help"],
+    ],
+)
+def test_every_subcommand_has_help(capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
+    code, out, err = run(capsys, *argv)
+    assert code == 0
+    assert out.startswith("usage: eventbus")
+    assert err == ""
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "--version")
+    assert code == 0
+    assert re.fullmatch(r"eventbus \S+\n", out)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        ([], "eventbus: the following arguments are required: command"),
+        (["launch"], "eventbus: argument command: invalid choice: 'launch'"),
+        (["demo", "--bogus"], "eventbus: unrecognized arguments: --bogus"),
+        (
+            ["demo", "--agents", "0"],
+            "eventbus demo: argument --agents: expected a positive integer, got '0'",
+        ),
+        (
+            ["demo", "--events", "many"],
+            "eventbus demo: argument --events: expected a positive integer, got 'many'",
+        ),
+        (["audit"], "eventbus audit: the following arguments are required: audit_command"),
+        (["audit", "show"], "eventbus audit show: the following arguments are required: PATH"),
+        (
+            ["audit", "show", "x.db", "--since-seq", "-1"],
+            "eventbus audit show: argument --since-seq: expected an integer >= 0, got '-1'",
+        ),
+        (
+            ["schema", "--check", "--write", "out"],
+            "eventbus schema: argument --write: not allowed with argument --check",
+        ),
+    ],
+)
+def test_usage_errors_exit_2_with_one_line(
+    capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    code, out, err = run(capsys, *argv)
+    assert code == 2
+    assert out == ""
+    assert one_line(err).startswith(message)
+
+
+def test_an_unknown_action_is_a_usage_error_listing_the_actions(
+    capsys: pytest.CaptureFixture[str], store: Path
+) -> None:
+    code, _, err = run(capsys, "audit", "show", str(store), "--action", "Launch")
+    assert code == 2
+    line = one_line(err)
+    assert line.startswith("eventbus audit show: unknown --action 'Launch' (choose from ")
+    assert "ToolCall" in line and "MemoryRead" in line
+
+
+# -- demo -----------------------------------------------------------------------------------
+
+
+def test_demo_summarises_the_run_and_leaves_a_verified_store(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    db = tmp_path / "audit.sqlite3"
+    code, out, err = run(capsys, "demo", "--agents", "3", "--events", "400", "--db", str(db))
+    assert code == 0, err
+    assert err == ""  # lag records stay quiet without --verbose
+    assert f"supervisor demo: 3 agents, audit trail on SQLite at {db} (kept)" in out
+    match = re.search(r"^published (\d+) events in ", out, re.M)
+    assert match is not None
+    published = int(match.group(1))
+    assert published >= 400
+    rows = {
+        m.group(1): (int(m.group(2)), int(m.group(3)))
+        for m in re.finditer(r"^  (\w+) +(\d+) +(\d+)  \w+$", out, re.M)
+    }
+    assert set(rows) == {"audit", "approver", "dashboard"}
+    assert rows["audit"] == (published, 0)  # nothing escaped the trail
+    delivered, lagged = rows["dashboard"]
+    assert delivered + lagged == published
+    assert (
+        f"audit: {published} entries in the trail; {published} in the store "
+        f"(seq 1..{published}), hash chain intact" in out
+    )
+    table = out.split("last 10 entries:\n", 1)[1].splitlines()
+    assert re.match(r" *seq  time \(UTC\) +actor +action +kind$", table[0])
+    seqs = [int(line.split()[0]) for line in table[1:11]]
+    assert seqs == list(range(published - 9, published + 1))
+    # the table is aligned: every row's second column starts where the header's does
+    starts = {line.index("20") for line in table[1:11]}
+    assert starts == {table[0].index("time")}
+    assert len(entries_of(db)) == published
+    assert f"verify it: eventbus audit verify {db}" in out
+
+
+def test_demo_resumes_an_existing_store_and_continues_its_chain(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    db = tmp_path / "audit.sqlite3"
+    assert main(["demo", "--agents", "1", "--events", "50", "--db", str(db)]) == 0
+    first = len(entries_of(db))
+    capsys.readouterr()
+    code, out, _ = run(capsys, "demo", "--agents", "1", "--events", "50", "--db", str(db))
+    assert code == 0
+    assert f"{first} resumed from the store" in out
+    total = len(entries_of(db))
+    assert total > first
+    assert f"{total} in the store (seq 1..{total}), hash chain intact" in out
+
+
+def test_demo_without_db_uses_a_temporary_store(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    code, out, _ = run(capsys, "demo", "--agents", "1", "--events", "20")
+    assert code == 0
+    assert "(temporary; pass --db PATH to keep it)" in out
+    assert list(tmp_path.iterdir()) == []  # removed at the end
+
+
+def test_demo_shows_progress_on_long_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "demo", "--agents", "2", "--events", "20000")
+    assert code == 0
+    lines = err.splitlines()
+    assert len(lines) == 10
+    assert all(re.fullmatch(r"demo: \d+/20000 events \(\d+%\)", line) for line in lines)
+    assert lines[-1].endswith("(100%)")
+
+
+def test_demo_is_quiet_about_progress_on_short_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "demo", "--agents", "1", "--events", "100")
+    assert (code, err) == (0, "")
+
+
+def test_demo_verbose_shows_the_library_logs_on_stderr(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, err = run(capsys, "-v", "demo", "--agents", "2", "--events", "400")
+    assert code == 0
+    assert "subscription_lagged" in err and "name=dashboard" in err
+    assert "subscription_lagged" not in out
+
+
+def test_the_cli_leaves_an_applications_structlog_configuration_alone(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with structlog.testing.capture_logs() as logs:
+        code, _, err = run(capsys, "demo", "--agents", "2", "--events", "400")
+        assert structlog.is_configured()
+    assert code == 0
+    assert err == ""
+    assert any(log["event"] == "subscription_lagged" for log in logs)
+
+
+def test_the_cli_restores_structlog_defaults_after_a_command(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert run(capsys, "demo", "--agents", "1", "--events", "20")[0] == 0
+    assert not structlog.is_configured()
+
+
+def test_demo_refuses_a_database_that_is_not_an_audit_store(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    db = tmp_path / "other.sqlite3"
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TABLE customers (name TEXT)")
+    conn.commit()
+    conn.close()
+    before = db.read_bytes()
+    code, _, err = run(capsys, "demo", "--events", "10", "--db", str(db))
+    assert code == 1
+    assert one_line(err).startswith(f"eventbus: error: {db} is not a readable audit store: ")
+    assert db.read_bytes() == before  # untouched
+
+
+@pytest.mark.parametrize(
+    "content", [b"not a database at all", b"SQLite format 3\x00" + b"\xff" * 200]
+)
+def test_demo_refuses_a_corrupt_database(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, content: bytes
+) -> None:
+    db = tmp_path / "corrupt.sqlite3"
+    db.write_bytes(content)
+    code, _, err = run(capsys, "demo", "--events", "10", "--db", str(db))
+    assert code == 1
+    assert one_line(err).startswith(f"eventbus: error: {db} is not a readable audit store: ")
+
+
+def test_demo_reports_a_store_it_cannot_create(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    db = tmp_path / "missing" / "dir" / "audit.sqlite3"
+    code, _, err = run(capsys, "demo", "--events", "10", "--db", str(db))
+    assert code == 1
+    assert one_line(err).startswith(f"eventbus: error: the audit store {db} failed: ")
+
+
+# -- audit show -----------------------------------------------------------------------------
+
+
+def shown_seqs(out: str) -> list[int]:
+    return [int(line.split()[0]) for line in out.splitlines()[1:]]
+
+
+def test_audit_show_prints_every_entry_as_a_table(
+    capsys: pytest.CaptureFixture[str], store: Path
+) -> None:
+    entries = entries_of(store)
+    code, out, err = run(capsys, "audit", "show", str(store))
+    assert (code, err) == (0, "")
+    assert re.match(r" *seq  time \(UTC\) +actor +action +kind\n", out)
+    assert shown_seqs(out) == [e.seq for e in entries]
+
+
+@pytest.mark.parametrize("field", ["actor", "kind"])
+def test_audit_show_filters_by_actor_and_kind(
+    capsys: pytest.CaptureFixture[str], store: Path, field: str
+) -> None:
+    entries = entries_of(store)
+    value = getattr(entries[len(entries) // 2], field)
+    code, out, _ = run(capsys, "audit", "show", str(store), f"--{field}", value)
+    assert code == 0
+    expected = [e.seq for e in entries if getattr(e, field) == value]
+    assert 0 < len(expected) < len(entries)
+    assert shown_seqs(out) == expected
+
+
+def test_audit_show_filters_by_action_and_since_seq_together(
+    capsys: pytest.CaptureFixture[str], store: Path
+) -> None:
+    entries = entries_of(store)
+    action = type(entries[-1].action).__name__
+    since = entries[len(entries) // 2].seq
+    code, out, _ = run(
+        capsys, "audit", "show", str(store), "--action", action, "--since-seq", str(since)
+    )
+    assert code == 0
+    expected = [e.seq for e in entries if type(e.action).__name__ == action and e.seq >= since]
+    assert expected
+    assert shown_seqs(out) == expected
+
+
+def test_audit_show_json_prints_one_decodable_entry_per_line(
+    capsys: pytest.CaptureFixture[str], store: Path
+) -> None:
+    entries = entries_of(store)
+    code, out, _ = run(capsys, "audit", "show", str(store), "--json", "--since-seq", "5")
+    assert code == 0
+    decoded = [msgspec.json.decode(line, type=AuditEntry) for line in out.splitlines()]
+    assert decoded == [e for e in entries if e.seq >= 5]
+
+
+def test_audit_show_says_when_nothing_matches(
+    capsys: pytest.CaptureFixture[str], store: Path
+) -> None:
+    code, out, err = run(capsys, "audit", "show", str(store), "--actor", "nobody")
+    assert code == 0
+    assert out == ""
+    assert one_line(err) == f"no entries match (the store holds {len(entries_of(store))})"
+
+
+def test_audit_show_reads_a_jsonl_store_and_reports_a_torn_tail(
+    capsys: pytest.CaptureFixture[str], store: Path, tmp_path: Path
+) -> None:
+    entries = entries_of(store)
+    path = tmp_path / "audit.jsonl"
+    with JsonlSink(path) as sink:
+        sink.write(entries)
+    code, out, err = run(capsys, "audit", "show", str(path))
+    assert (code, err) == (0, "")
+    assert shown_seqs(out) == [e.seq for e in entries]
+    with path.open("ab") as f:
+        f.write(b'{"seq": 99999, "ts_')  # a write cut short
+    code, out, err = run(capsys, "audit", "show", str(path), "--json")
+    assert code == 0
+    assert len(out.splitlines()) == len(entries)
+    assert one_line(err) == (
+        f"eventbus: warning: {path} ends with a torn line (19 bytes), not shown"
+    )
+
+
+@pytest.mark.parametrize("command", ["show", "verify"])
+def test_audit_commands_report_a_missing_file(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, command: str
+) -> None:
+    missing = tmp_path / "nope.sqlite3"
+    code, out, err = run(capsys, "audit", command, str(missing))
+    assert (code, out) == (1, "")
+    assert one_line(err) == f"eventbus: error: no such file: {missing}"
+    assert not missing.exists()  # not created by looking
+
+
+@pytest.mark.parametrize("command", ["show", "verify"])
+def test_audit_commands_report_a_directory(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, command: str
+) -> None:
+    code, _, err = run(capsys, "audit", command, str(tmp_path))
+    assert code == 1
+    assert one_line(err) == f"eventbus: error: {tmp_path} is a directory, not an audit store"
+
+
+@pytest.mark.parametrize("command", ["show", "verify"])
+def test_audit_commands_report_a_corrupt_sqlite_file(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, command: str
+) -> None:
+    path = tmp_path / "corrupt.sqlite3"
+    path.write_bytes(b"SQLite format 3\x00" + b"\x07" * 500)
+    code, _, err = run(capsys, "audit", command, str(path))
+    assert code == 1
+    assert one_line(err).startswith(f"eventbus: error: {path} is not a readable audit store: ")
+
+
+@pytest.mark.parametrize("command", ["show", "verify"])
+def test_audit_commands_leave_a_foreign_database_untouched(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, command: str
+) -> None:
+    path = tmp_path / "app.sqlite3"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE orders (id INTEGER)")
+    conn.commit()
+    conn.close()
+    before = path.read_bytes()
+    code, _, err = run(capsys, "audit", command, str(path))
+    assert code == 1
+    assert "no such table: audit_entries" in one_line(err)
+    assert path.read_bytes() == before
+
+
+def test_audit_show_reports_a_file_that_is_not_jsonl(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_text("hello\nworld\n")
+    code, _, err = run(capsys, "audit", "show", str(path))
+    assert code == 1
+    assert one_line(err).startswith(f"eventbus: error: {path} is not a JSONL audit store: line 1")
+
+
+# -- audit verify ---------------------------------------------------------------------------
+
+
+def test_audit_verify_accepts_an_intact_store(
+    capsys: pytest.CaptureFixture[str], store: Path
+) -> None:
+    n = len(entries_of(store))
+    code, out, err = run(capsys, "audit", "verify", str(store))
+    assert (code, err) == (0, "")
+    assert out == f"{store}: intact ({n} entries, seq 1..{n})\n"
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        "UPDATE audit_entries SET actor = 'mallory' WHERE seq = 7",
+        "DELETE FROM audit_entries WHERE seq = 7",
+        "UPDATE audit_entries SET resource = '{}' WHERE seq = 7",
+    ],
+)
+def test_audit_verify_names_the_first_bad_seq_of_a_tampered_store(
+    capsys: pytest.CaptureFixture[str], store: Path, tmp_path: Path, tamper: str
+) -> None:
+    copy = copy_store(store, tmp_path)
+    conn = sqlite3.connect(copy)
+    with conn:
+        conn.execute(tamper)
+    conn.close()
+    code, out, err = run(capsys, "audit", "verify", str(copy))
+    assert (code, out) == (1, "")
+    assert one_line(err) == f"eventbus: error: {copy} is not intact: the first bad entry is seq 7"
+
+
+def test_audit_verify_checks_jsonl_stores_too(
+    capsys: pytest.CaptureFixture[str], store: Path, tmp_path: Path
+) -> None:
+    entries = entries_of(store)
+    path = tmp_path / "audit.jsonl"
+    with JsonlSink(path) as sink:
+        sink.write(entries)
+    code, out, _ = run(capsys, "audit", "verify", str(path))
+    assert code == 0
+    assert out == f"{path}: intact ({len(entries)} entries, seq 1..{len(entries)})\n"
+    lines = path.read_bytes().splitlines(keepends=True)
+    lines[4] = lines[4].replace(b'"actor":"', b'"actor":"x', 1)
+    path.write_bytes(b"".join(lines))
+    code, _, err = run(capsys, "audit", "verify", str(path))
+    assert code == 1
+    assert one_line(err) == f"eventbus: error: {path} is not intact: the first bad entry is seq 5"
+
+
+# -- schema ---------------------------------------------------------------------------------
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_schema_prints_the_schema_of_every_kernel_event(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from eventbus import schema
+
+    code, out, err = run(capsys, "schema")
+    assert (code, err) == (0, "")
+    assert out == schema.render_schema("kernel_event")
+    assert '"agent_started"' in out
+
+
+def test_schema_check_accepts_the_repository_schemas(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(ROOT)  # --check defaults to ./schemas
+    code, out, _ = run(capsys, "schema", "--check")
+    assert (code, out) == (0, "schemas: up to date\n")
+
+
+def test_schema_write_then_check_then_detect_a_stale_file(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    target = tmp_path / "out"
+    code, out, _ = run(capsys, "schema", "--write", str(target))
+    assert code == 0
+    assert out.startswith(f"wrote {target}: ") and "envelope.json" in out
+    assert run(capsys, "schema", "--write", str(target))[1] == f"wrote {target}: nothing changed\n"
+    assert run(capsys, "schema", "--check", str(target))[:2] == (0, f"{target}: up to date\n")
+    (target / "envelope.json").write_text("{}\n")
+    (target / "os_event.json").unlink()
+    code, out, err = run(capsys, "schema", "--check", str(target))
+    assert (code, out) == (1, "")
+    assert one_line(err) == (
+        f"eventbus: error: {target} is stale: envelope.json, os_event.json "
+        f"(regenerate with 'eventbus schema --write {target}')"
+    )
+
+
+def test_schema_check_reports_a_missing_directory(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    missing = tmp_path / "schemas"
+    code, _, err = run(capsys, "schema", "--check", str(missing))
+    assert code == 1
+    assert one_line(err) == (
+        f"eventbus: error: no such directory: {missing} (generate it with --write {missing})"
+    )
+
+
+def test_schema_write_reports_a_target_that_is_a_file(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    target = tmp_path / "file"
+    target.write_text("x")
+    code, _, err = run(capsys, "schema", "--write", str(target))
+    assert code == 1
+    assert (
+        one_line(err) == f"eventbus: error: cannot write the schemas to {target}: not a directory"
+    )
+
+
+# -- as a user runs it ----------------------------------------------------------------------
+
+
+def test_python_m_eventbus_demo_runs_by_default_in_a_few_seconds(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "eventbus", "demo"],
+        capture_output=True,
+        text=True,
+        timeout=TIME_BOUND,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert "hash chain intact" in result.stdout
+    assert list(tmp_path.iterdir()) == []  # the default store is temporary
+
+
+def test_the_console_script_exits_with_codes_and_never_a_traceback(tmp_path: Path) -> None:
+    script = Path(sys.executable).parent / "eventbus"
+    assert script.exists(), "pip install -e . installs the eventbus console script"
+
+    def call(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(script), *argv], capture_output=True, text=True, timeout=TIME_BOUND, check=False
+        )
+
+    assert call("--help").returncode == 0
+    bad_flag = call("audit", "verify", "--nope")
+    assert bad_flag.returncode == 2
+    assert len(bad_flag.stderr.splitlines()) == 1
+    corrupt = tmp_path / "corrupt.db"
+    corrupt.write_bytes(b"SQLite format 3\x00garbage")
+    for result in (call("audit", "show", str(corrupt)), call("audit", "verify", "missing.db")):
+        assert result.returncode == 1
+        assert "Traceback" not in result.stderr
+        assert len(result.stderr.splitlines()) == 1
+
+
+def test_a_closed_pipe_ends_the_output_quietly(store: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "eventbus", "audit", "show", str(store), "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.readline()
+    proc.stdout.close()  # like ``| head -1``
+    err = proc.stderr.read()
+    proc.stderr.close()
+    assert proc.wait(timeout=TIME_BOUND) == 0
+    assert b"Traceback" not in err
