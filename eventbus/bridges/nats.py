@@ -551,7 +551,7 @@ class NatsBridge(Generic[T]):
                     abandoned=abandoned,
                     close_timeout=self._close_timeout,
                 )
-        _log.info("nats_bridge_stopped", node_id=self._node_id, **_as_dict(self.statistics()))
+        _log.info("nats_bridge_stopped", **_as_dict(self.statistics()))
 
     async def flush(self) -> None:
         """Wait until everything the export subscription holds now has been exported.

@@ -32,4 +32,4 @@ class Note(msgspec.Struct, frozen=True, kw_only=True, tag="note"):
     text: str
 
 
-TestEvent = AgentStarted | MessageSent | Note
+BridgeEvent = AgentStarted | MessageSent | Note
