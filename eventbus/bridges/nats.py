@@ -425,6 +425,7 @@ class NatsBridge(Generic[T]):
         self._tg: anyio.abc.TaskGroup | None = None
         self._subjects: dict[type, str | None] = {}
         self._connecting = True
+        self._connect_failed = False
         self._entered = False
         self._closed = False
         self._stopping_import = False
@@ -616,7 +617,9 @@ class NatsBridge(Generic[T]):
                 **self._connect_kwargs,
             )
         except BaseException as exc:
-            await self._close_connection()
+            self._connect_failed = True
+            # Closing a transport whose TLS handshake failed can hang in asyncio: bound it.
+            await self._close_connection(within=0.25)
             if not isinstance(exc, Exception):
                 raise
             cause = exc.__cause__ if isinstance(exc, _ConnectAborted) else exc
@@ -626,18 +629,20 @@ class NatsBridge(Generic[T]):
         if self._jetstream:
             self._js = nc.jetstream(timeout=self._ack_timeout)
 
-    async def _close_connection(self) -> None:
+    async def _close_connection(self, within: float | None = None) -> None:
         nc = self._nc
         if nc is None or nc.is_closed:
             return
         try:
-            with anyio.move_on_after(self._close_timeout + 1.0):
+            with anyio.move_on_after(self._close_timeout + 1.0 if within is None else within):
                 await nc.close()
         except (nats.errors.Error, OSError) as exc:
             _log.warning("nats_close_failed", node_id=self._node_id, error=repr(exc))
 
     async def _on_error(self, exc: Exception) -> None:
         if self._connecting:
+            if self._connect_failed:  # errors while closing the failed connection
+                return
             # The first connection fails fast, with its reason, rather than retrying.
             raise _ConnectAborted from exc
         if isinstance(exc, nats.errors.SlowConsumerError):
@@ -896,6 +901,8 @@ class NatsBridge(Generic[T]):
         if not self._jetstream:
             for subject in self._import_subjects():
                 self._core_subs.append(await nc.subscribe(subject, cb=self._on_core_message))
+            # A round trip, so the server has registered the subscriptions when we return.
+            await nc.flush(timeout=max(1, int(self._ack_timeout)))
             return
         js = self._js
         assert js is not None
