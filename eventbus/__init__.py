@@ -95,12 +95,18 @@ from ._bus import (
     SubscriptionStatistics,
 )
 from ._envelope import Envelope
+from .events import AnyKernelEvent, Category, KernelEvent, Primitive, category_for_kind
 
 __all__ = [
+    "AnyKernelEvent",
     "BusStatistics",
+    "Category",
     "Envelope",
     "EventBus",
+    "KernelEvent",
     "OverflowPolicy",
+    "Primitive",
     "Subscription",
     "SubscriptionStatistics",
+    "category_for_kind",
 ]

@@ -1,0 +1,466 @@
+"""Wire formats for kernel events and envelopes: canonical JSON and MessagePack, on msgspec.
+
+.. code-block:: python
+
+    from eventbus import Envelope
+    from eventbus.codec import decode_json, encode_json
+
+    data = encode_json(AgentStarted(id=agent_id))      # b'{"event_type":"agent_started",...}'
+    event = decode_json(data)                          # any built-in kernel event
+    env = decode_json(raw, type=Envelope[AnyKernelEvent])
+    mine = decode_json(raw, type=MyEvent | AnyKernelEvent)
+
+Every function reuses one msgspec encoder, and one decoder per target type, built on first
+use and cached (at most 256 types; the oldest is dropped beyond that). Nothing is re-created
+per call.
+
+Canonical encoding
+------------------
+Encoding is canonical: object keys are sorted (struct fields by wire name, dict keys of
+``Any`` payloads too), so ``encode(decode(encode(event))) == encode(event)`` byte for byte,
+whatever order the input had. Two events that compare equal encode to the same bytes.
+
+Input limits
+------------
+Decoding is for untrusted input. Before any event is built, a decode rejects:
+
+* a document larger than ``max_size`` bytes (default :data:`DEFAULT_MAX_SIZE`, 1 MiB;
+  ``str`` input is measured in UTF-8 bytes);
+* containers (objects, arrays, maps) nested deeper than ``max_depth`` levels (default
+  :data:`DEFAULT_MAX_DEPTH`, 64), counting the top-level object as level 1, so an envelope is
+  level 1, its event level 2 and the event's ``tool_args`` level 3. On ordinary documents the
+  check is one C-level pass counting opening brackets (MessagePack: container markers); only
+  a document holding more than ``max_depth`` of them is decoded untyped and walked in full.
+
+It then validates while decoding: an unknown ``event_type``, a missing required field, a
+wrong type, a negative or out-of-range count, a NaN or infinite number (in typed fields, and
+in JSON ``Any`` payloads such as ``tool_args``) are all rejected. A decode never returns a
+half-built event.
+
+Errors
+------
+Every decode error is a :exc:`msgspec.DecodeError` (the input is not a well-formed document
+within the limits) or a :exc:`msgspec.ValidationError` (well-formed, but not a valid value of
+the type); both subclass :exc:`msgspec.MsgspecError`, itself a :exc:`ValueError`. Messages
+follow msgspec's style and end with the JSON path of the offending value, e.g.
+``Expected `int`, got `str` - at `$.event.turn```, ``Invalid value 'nope' - at
+`$.event_type```, ``Object missing required field `id```. Malformed JSON names the byte
+offset instead, except for the literals ``NaN``, ``Infinity`` and ``-Infinity`` (which JSON
+does not allow), reported as ``Non-finite number `NaN` is not valid JSON - at `$.final_score```.
+Bad arguments (a ``max_size`` below 1, a ``type`` msgspec cannot decode)
+raise :exc:`ValueError` or :exc:`TypeError`.
+
+Not guaranteed: MessagePack can carry NaN inside an ``Any`` payload; it is kept (it round-trips
+exactly in MessagePack) but encodes to JSON as ``null``. ``Envelope`` has no ``Any`` field of
+its own, so this only concerns event payloads.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any, Final, TypeAlias, TypeVar, overload
+
+import msgspec
+
+from .events import AnyKernelEvent, SupervisorEvent
+from .events._supervisor import SUPERVISOR_EVENT_TYPES
+
+__all__ = [
+    "DEFAULT_MAX_DEPTH",
+    "DEFAULT_MAX_SIZE",
+    "decode_json",
+    "decode_msgpack",
+    "decode_oxios_json",
+    "encode_json",
+    "encode_msgpack",
+]
+
+T = TypeVar("T")
+
+Buffer: TypeAlias = bytes | bytearray | memoryview | str
+"""What the decoders accept: a bytes-like object, or (JSON only) a ``str``."""
+
+DEFAULT_MAX_SIZE: Final = 1 << 20
+"""The default ``max_size``: 1 MiB."""
+
+DEFAULT_MAX_DEPTH: Final = 64
+"""The default ``max_depth``: 64 levels of nested containers."""
+
+_CACHE_MAX: Final = 256
+
+_json_encoder: Final = msgspec.json.Encoder(order="sorted")
+_msgpack_encoder: Final = msgspec.msgpack.Encoder(order="sorted")
+
+_json_decoders: dict[Any, msgspec.json.Decoder[Any]] = {}
+_msgpack_decoders: dict[Any, msgspec.msgpack.Decoder[Any]] = {}
+# id(type) -> (type, decoder): the fast path, one dict lookup and one identity check.
+_json_by_id: dict[int, tuple[Any, msgspec.json.Decoder[Any]]] = {}
+_msgpack_by_id: dict[int, tuple[Any, msgspec.msgpack.Decoder[Any]]] = {}
+
+# MessagePack bytes that may open a container: fixmap, fixarray, array16/32, map16/32.
+_MSGPACK_CONTAINER_BYTES: Final = bytes([*range(0x80, 0xA0), *range(0xDC, 0xE0)])
+
+
+def _finite_float(text: str) -> float:
+    # float_hook: JSON floats inside ``Any`` payloads. Typed float fields are range-checked by
+    # msgspec itself; this makes ``1e999`` in ``tool_args`` an error too instead of ``inf``.
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError("Number out of range")
+    return value
+
+
+def _cached(cache: dict[Any, Any], by_id: dict[int, Any], tp: Any, build: Any) -> Any:
+    # Slow path of the decoder lookup: equality (a union built anew by each call hashes all
+    # its members) with an identity cache in front of it, filled here.
+    try:
+        decoder = cache[tp]
+    except KeyError:
+        decoder = build(tp)
+        if len(cache) >= _CACHE_MAX:
+            cache.pop(next(iter(cache)))
+            by_id.clear()
+        cache[tp] = decoder
+    except TypeError:  # an unhashable type: build a decoder for this call only
+        return build(tp)
+    if len(by_id) >= _CACHE_MAX:
+        by_id.clear()
+    by_id[id(tp)] = (tp, decoder)  # holding tp keeps its id from being reused
+    return decoder
+
+
+def _build_json_decoder(tp: Any) -> msgspec.json.Decoder[Any]:
+    return msgspec.json.Decoder(tp, float_hook=_finite_float)
+
+
+def _build_msgpack_decoder(tp: Any) -> msgspec.msgpack.Decoder[Any]:
+    return msgspec.msgpack.Decoder(tp)
+
+
+# -- limits ---------------------------------------------------------------------------------
+
+
+def _bad_limits(max_size: int, max_depth: int) -> ValueError:
+    if max_size < 1:
+        return ValueError(f"max_size must be >= 1, got {max_size}")
+    return ValueError(f"max_depth must be >= 1, got {max_depth}")
+
+
+def _too_large(size: int, max_size: int) -> msgspec.DecodeError:
+    return msgspec.DecodeError(f"Input is {size} bytes, larger than max_size={max_size} - at `$`")
+
+
+def _render_path(path: list[str | int]) -> str:
+    shown = path[:8]
+    out = ["$"]
+    for seg in shown:
+        if isinstance(seg, int):
+            out.append(f"[{seg}]")
+        elif seg.isidentifier() and len(seg) <= 32:
+            out.append(f".{seg}")
+        else:
+            out.append("[...]")
+    if len(path) > len(shown):
+        out.append("...")
+    return "".join(out)
+
+
+def _too_deep(max_depth: int, path: list[str | int] | None) -> msgspec.DecodeError:
+    where = "$" if path is None else _render_path(path)
+    return msgspec.DecodeError(f"Input is nested deeper than max_depth={max_depth} - at `{where}`")
+
+
+def _walk_depth(obj: Any, max_depth: int) -> None:
+    # Iterative, so a deep document cannot exhaust the Python stack here.
+    stack: list[tuple[Any, int, list[str | int]]] = [(obj, 1, [])]
+    while stack:
+        node, depth, path = stack.pop()
+        if isinstance(node, dict):
+            items: Any = node.items()
+        elif isinstance(node, list | tuple):
+            items = enumerate(node)
+        else:
+            continue
+        if depth > max_depth:
+            raise _too_deep(max_depth, path)
+        for key, value in items:
+            if isinstance(value, dict | list | tuple):
+                seg: str | int = key if isinstance(key, str | int) else "?"
+                stack.append((value, depth + 1, [*path, seg]))
+
+
+def _check_json_limits(data: Buffer, max_size: int, max_depth: int) -> None:
+    # The general case; decode_json inlines the same checks for ``bytes``.
+    if isinstance(data, str):
+        size = len(data) if data.isascii() else len(data.encode("utf-8", "surrogatepass"))
+        opening = data.count("{") + data.count("[")
+    else:
+        raw = data if isinstance(data, bytes) else bytes(data)
+        size = len(raw)
+        opening = size - len(raw.translate(None, b"{["))
+    if size > max_size:
+        raise _too_large(size, max_size)
+    if opening > max_depth:
+        _check_json_tree(data, max_depth)
+
+
+def _check_json_tree(data: Buffer, max_depth: int) -> None:
+    try:
+        tree = msgspec.json.decode(data)
+    except RecursionError:
+        raise _too_deep(max_depth, None) from None
+    _walk_depth(tree, max_depth)
+
+
+def _bytes_of(data: object) -> bytes:
+    if isinstance(data, bytes):
+        return data
+    if isinstance(data, bytearray | memoryview):
+        return bytes(data)
+    raise TypeError(f"data must be bytes-like, got {type(data).__name__}")
+
+
+def _check_msgpack_depth(raw: bytes, max_depth: int) -> None:
+    markers = len(raw) - len(raw.translate(None, _MSGPACK_CONTAINER_BYTES))
+    if markers <= max_depth:
+        return
+    try:
+        tree = msgspec.msgpack.decode(raw)
+    except RecursionError:
+        raise _too_deep(max_depth, None) from None
+    _walk_depth(tree, max_depth)
+
+
+_MALFORMED_AT = re.compile(r"JSON is malformed: invalid character \(byte (\d+)\)")
+_NON_FINITE_LITERALS: Final = (b"-Infinity", b"Infinity", b"NaN")
+_SENTINEL: Final = "\x00eventbus-non-finite\x00"
+
+
+def _explain_non_finite(data: Buffer, exc: msgspec.DecodeError) -> msgspec.DecodeError | None:
+    # Error path only. msgspec reports NaN/Infinity literals as an "invalid character"; name
+    # the literal and find its path by decoding a copy with a sentinel string in its place.
+    match = _MALFORMED_AT.fullmatch(str(exc))
+    if match is None:
+        return None
+    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else bytes(data)
+    pos = int(match.group(1))
+    start = pos - 1 if raw[pos - 1 : pos] == b"-" else pos
+    literal = next((lit for lit in _NON_FINITE_LITERALS if raw.startswith(lit, start)), None)
+    if literal is None:
+        return None
+    patched = raw[:start] + msgspec.json.encode(_SENTINEL) + raw[start + len(literal) :]
+    where = f"byte {start}"
+    try:
+        path = _find_sentinel(msgspec.json.decode(patched))
+    except (msgspec.DecodeError, RecursionError):  # more damage further on: keep the offset
+        path = None
+    if path is not None:
+        where = _render_path(path)
+    return msgspec.DecodeError(
+        f"Non-finite number `{literal.decode()}` is not valid JSON - at `{where}`"
+    )
+
+
+def _find_sentinel(tree: Any) -> list[str | int] | None:
+    stack: list[tuple[Any, list[str | int]]] = [(tree, [])]
+    while stack:
+        node, path = stack.pop()
+        if node == _SENTINEL:
+            return path
+        if isinstance(node, dict):
+            stack.extend((v, [*path, k]) for k, v in node.items())
+        elif isinstance(node, list):
+            stack.extend((v, [*path, i]) for i, v in enumerate(node))
+    return None
+
+
+# -- encoding -------------------------------------------------------------------------------
+
+
+def encode_json(obj: Any) -> bytes:
+    """Encode an event, an :class:`~eventbus.Envelope` or any msgspec-supported value as JSON.
+
+    :returns: canonical compact JSON (UTF-8, keys sorted, no whitespace), identical for equal
+        values and stable across encode/decode round trips.
+    :raises TypeError: if ``obj`` holds a value msgspec cannot encode.
+
+    Non-finite floats inside ``Any`` payloads are written as ``null`` (JSON has no NaN); typed
+    float fields never hold them after a decode.
+    """
+    return _json_encoder.encode(obj)
+
+
+def encode_msgpack(obj: Any) -> bytes:
+    """Encode like :func:`encode_json`, as MessagePack: canonical (sorted keys) and stable.
+
+    :raises TypeError: if ``obj`` holds a value msgspec cannot encode.
+    """
+    return _msgpack_encoder.encode(obj)
+
+
+# -- decoding -------------------------------------------------------------------------------
+
+
+@overload
+def decode_json(
+    data: Buffer, *, max_size: int = DEFAULT_MAX_SIZE, max_depth: int = DEFAULT_MAX_DEPTH
+) -> AnyKernelEvent: ...
+@overload
+def decode_json(
+    data: Buffer,
+    type: type[T],
+    *,
+    max_size: int = DEFAULT_MAX_SIZE,
+    max_depth: int = DEFAULT_MAX_DEPTH,
+) -> T: ...
+@overload
+def decode_json(
+    data: Buffer,
+    type: Any,
+    *,
+    max_size: int = DEFAULT_MAX_SIZE,
+    max_depth: int = DEFAULT_MAX_DEPTH,
+) -> Any: ...
+def decode_json(
+    data: Buffer,
+    type: Any = AnyKernelEvent,
+    *,
+    max_size: int = DEFAULT_MAX_SIZE,
+    max_depth: int = DEFAULT_MAX_DEPTH,
+) -> Any:
+    """Decode and validate JSON as ``type``: by default any built-in kernel event.
+
+    ``type`` is any type msgspec can decode: an event class, a union of event classes
+    (``MyEvent | AnyKernelEvent``), ``Envelope[AnyKernelEvent]``, ``list[...]``...
+
+    :returns: a fully validated instance of ``type``.
+    :raises msgspec.DecodeError: for malformed JSON, a document over ``max_size`` bytes or
+        nested deeper than ``max_depth`` levels (see the module docs).
+    :raises msgspec.ValidationError: for well-formed JSON that is not a valid ``type``: an
+        unknown ``event_type``, a missing field, a wrong type, a value out of range, NaN or
+        infinity. The message ends with the path of the offending value.
+    :raises ValueError: if ``max_size`` or ``max_depth`` is below 1.
+    :raises TypeError: if msgspec cannot decode ``type``.
+    """
+    if max_size < 1 or max_depth < 1:
+        raise _bad_limits(max_size, max_depth)
+    entry = _json_by_id.get(id(type))
+    if entry is not None and entry[0] is type:
+        decoder = entry[1]
+    else:
+        decoder = _cached(_json_decoders, _json_by_id, type, _build_json_decoder)
+    if data.__class__ is bytes:  # the common case, inlined: one C-level pass, no Python loop
+        raw: bytes = data
+        if len(raw) > max_size:
+            raise _too_large(len(raw), max_size)
+        if len(raw) - len(raw.translate(None, b"{[")) > max_depth:
+            _check_json_tree(raw, max_depth)
+    else:
+        _check_json_limits(data, max_size, max_depth)
+    try:
+        return decoder.decode(data)
+    except RecursionError:  # deeper than the interpreter allows, yet within max_depth
+        raise _too_deep(max_depth, None) from None
+    except msgspec.DecodeError as exc:
+        better = _explain_non_finite(data, exc)
+        if better is None:
+            raise
+        raise better from exc
+
+
+@overload
+def decode_msgpack(
+    data: bytes | bytearray | memoryview,
+    *,
+    max_size: int = DEFAULT_MAX_SIZE,
+    max_depth: int = DEFAULT_MAX_DEPTH,
+) -> AnyKernelEvent: ...
+@overload
+def decode_msgpack(
+    data: bytes | bytearray | memoryview,
+    type: type[T],
+    *,
+    max_size: int = DEFAULT_MAX_SIZE,
+    max_depth: int = DEFAULT_MAX_DEPTH,
+) -> T: ...
+@overload
+def decode_msgpack(
+    data: bytes | bytearray | memoryview,
+    type: Any,
+    *,
+    max_size: int = DEFAULT_MAX_SIZE,
+    max_depth: int = DEFAULT_MAX_DEPTH,
+) -> Any: ...
+def decode_msgpack(
+    data: bytes | bytearray | memoryview,
+    type: Any = AnyKernelEvent,
+    *,
+    max_size: int = DEFAULT_MAX_SIZE,
+    max_depth: int = DEFAULT_MAX_DEPTH,
+) -> Any:
+    """Decode and validate MessagePack as ``type``; the contract of :func:`decode_json`.
+
+    :raises msgspec.DecodeError: for malformed or truncated MessagePack, or input over the
+        limits.
+    :raises msgspec.ValidationError: for a value that is not a valid ``type``.
+    :raises ValueError: if ``max_size`` or ``max_depth`` is below 1.
+    :raises TypeError: if msgspec cannot decode ``type``, or ``data`` is not bytes-like.
+    """
+    raw = _bytes_of(data)
+    if max_size < 1 or max_depth < 1:
+        raise _bad_limits(max_size, max_depth)
+    entry = _msgpack_by_id.get(id(type))
+    if entry is not None and entry[0] is type:
+        decoder = entry[1]
+    else:
+        decoder = _cached(_msgpack_decoders, _msgpack_by_id, type, _build_msgpack_decoder)
+    if len(raw) > max_size:
+        raise _too_large(len(raw), max_size)
+    _check_msgpack_depth(raw, max_depth)
+    try:
+        return decoder.decode(raw)
+    except RecursionError:
+        raise _too_deep(max_depth, None) from None
+
+
+# -- the oxios (serde externally tagged) form -------------------------------------------------
+
+# One optional field per supervisor variant, named as serde names the variant: decoding
+# {"AgentStarted": {...}} fills exactly one of them, with msgspec's paths ("$.AgentStarted.id").
+_OxiosWire: Any = msgspec.defstruct(
+    "_OxiosWire",
+    [(cls.__name__, cls | None, None) for cls in SUPERVISOR_EVENT_TYPES],
+    forbid_unknown_fields=True,
+    frozen=True,
+)
+_OXIOS_VARIANTS: Final = tuple(cls.__name__ for cls in SUPERVISOR_EVENT_TYPES)
+
+
+def decode_oxios_json(
+    data: Buffer, *, max_size: int = DEFAULT_MAX_SIZE, max_depth: int = DEFAULT_MAX_DEPTH
+) -> SupervisorEvent:
+    """Decode one supervisor event in the oxios wire form, serde's externally tagged enum.
+
+    The input is an object with exactly one key, the oxios variant name, whose value holds
+    the fields: ``{"ToolExecutionProgress": {"session_id": "s-old", ...}}``. Fields oxios
+    fills by default when absent (``AgentStopped.success``, ``ToolExecutionProgress.tab_id``,
+    ...) default here too, so JSON written by older oxios versions decodes.
+
+    :returns: the event, a member of :data:`~eventbus.events.SupervisorEvent`; encode it with
+        :func:`encode_json` to get the bus's internally tagged form.
+    :raises msgspec.DecodeError: as :func:`decode_json`.
+    :raises msgspec.ValidationError: for an unknown variant name
+        (``Object contains unknown field `Nope```), an object with zero or several variant
+        keys, or invalid fields (``... - at `$.AgentStarted.id```).
+    :raises ValueError: if ``max_size`` or ``max_depth`` is below 1.
+    """
+    wire = decode_json(data, _OxiosWire, max_size=max_size, max_depth=max_depth)
+    found = [name for name in _OXIOS_VARIANTS if getattr(wire, name) is not None]
+    if len(found) != 1:
+        got = ", ".join(f"`{name}`" for name in found) or "none"
+        raise msgspec.ValidationError(
+            f"Expected an object with exactly one oxios variant key, got {got} - at `$`"
+        )
+    event: SupervisorEvent = getattr(wire, found[0])
+    return event
