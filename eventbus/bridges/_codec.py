@@ -1,11 +1,10 @@
-"""The wire codec a bridge uses: a pair of callables for ``Envelope[T]``, built once per type."""
+"""The wire codec a bridge uses: ``eventbus.codec`` for ``Envelope[T]``, or the user's own."""
 
 from __future__ import annotations
 
-from typing import Any, Generic, Literal, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
-import msgspec
-
+from .. import codec as _wire
 from .._envelope import Envelope
 
 __all__ = ["Codec", "CodecName", "json_codec", "msgpack_codec", "resolve_codec"]
@@ -33,38 +32,45 @@ class Codec(Protocol[T]):
         ...
 
 
-class _MsgspecCodec(Generic[T]):
-    """A msgspec encoder/decoder pair for ``Envelope[event_type]``, created once."""
+class _EnvelopeCodec:
+    """:mod:`eventbus.codec` bound to ``Envelope[event_type]`` and a size limit."""
 
-    __slots__ = ("decode", "encode", "name")
+    __slots__ = ("_decode", "_max_size", "_type", "encode", "name")
 
-    def __init__(self, name: CodecName, event_type: Any) -> None:
+    def __init__(self, name: CodecName, event_type: Any, max_size: int) -> None:
         self.name = name
+        self._type = Envelope[event_type]
+        self._max_size = max_size
         if name == "msgpack":
-            self.encode = msgspec.msgpack.Encoder().encode
-            self.decode = msgspec.msgpack.Decoder(Envelope[event_type]).decode
+            self.encode = _wire.encode_msgpack
+            self._decode = _wire.decode_msgpack
         else:
-            self.encode = msgspec.json.Encoder().encode
-            self.decode = msgspec.json.Decoder(Envelope[event_type]).decode
+            self.encode = _wire.encode_json
+            self._decode = _wire.decode_json
+
+    def decode(self, data: bytes, /) -> Envelope[Any]:
+        envelope: Envelope[Any] = self._decode(data, self._type, max_size=self._max_size)
+        return envelope
 
     def __repr__(self) -> str:
-        return f"<{self.name} codec>"
+        return f"<{self.name} codec for {self._type!r}>"
 
 
-def msgpack_codec(event_type: Any) -> Codec[Any]:
-    """Return a MessagePack codec for ``Envelope[event_type]`` (the bridge's default).
+def msgpack_codec(event_type: Any, *, max_size: int = _wire.DEFAULT_MAX_SIZE) -> Codec[Any]:
+    """Return the MessagePack codec (the bridge's default) for ``Envelope[event_type]``.
 
-    ``event_type`` is an event class or a union of tagged event classes.
+    It is :func:`eventbus.codec.encode_msgpack` and :func:`eventbus.codec.decode_msgpack`
+    with ``type=Envelope[event_type]`` and ``max_size``: canonical, validated, bounded.
     """
-    return _MsgspecCodec("msgpack", event_type)
+    return _EnvelopeCodec("msgpack", event_type, max_size)
 
 
-def json_codec(event_type: Any) -> Codec[Any]:
-    """Return a JSON codec for ``Envelope[event_type]``: slower, readable with any tool."""
-    return _MsgspecCodec("json", event_type)
+def json_codec(event_type: Any, *, max_size: int = _wire.DEFAULT_MAX_SIZE) -> Codec[Any]:
+    """Return the JSON codec for ``Envelope[event_type]``: slower, readable with any tool."""
+    return _EnvelopeCodec("json", event_type, max_size)
 
 
-def resolve_codec(codec: object, event_type: Any) -> Codec[Any]:
+def resolve_codec(codec: object, event_type: Any, max_size: int) -> Codec[Any]:
     """Turn the bridge's ``codec`` argument into a codec object.
 
     :raises ValueError: for an unknown codec name.
@@ -72,9 +78,9 @@ def resolve_codec(codec: object, event_type: Any) -> Codec[Any]:
     """
     if isinstance(codec, str):
         if codec == "msgpack":
-            return msgpack_codec(event_type)
+            return msgpack_codec(event_type, max_size=max_size)
         if codec == "json":
-            return json_codec(event_type)
+            return json_codec(event_type, max_size=max_size)
         raise ValueError(f"codec must be 'msgpack', 'json' or a Codec object, got {codec!r}")
     encode, decode = getattr(codec, "encode", None), getattr(codec, "decode", None)
     if not (callable(encode) and callable(decode)):

@@ -4,8 +4,7 @@ Install it with ``pip install 'kernel-eventbus[nats]'`` (client: ``nats-py``).
 
 .. code-block:: python
 
-    async with EventBus() as bus, NatsBridge(bus, "nats://127.0.0.1:4222",
-                                             event_type=AnyKernelEvent) as bridge:
+    async with EventBus() as bus, NatsBridge(bus, "nats://127.0.0.1:4222") as bridge:
         bus.publish(AgentStarted(...))      # also reaches every other bridged process
         ...
         print(bridge.statistics())
@@ -22,7 +21,9 @@ publisher, and every envelope it loses is counted as the subscription's lag
 only envelopes published locally (``origin is None``): an envelope imported from another node
 is never sent again, which is what keeps three or more nodes free of echo loops.
 
-Each envelope is encoded (MessagePack by default, ``codec="json"`` or any :class:`Codec`) with
+Each envelope is encoded with :mod:`eventbus.codec` (MessagePack by default, ``codec="json"``,
+or any :class:`Codec`) as ``Envelope[event_type]`` (``event_type`` defaults to
+``AnyKernelEvent``; pass ``MyEvent | AnyKernelEvent`` for custom events), with
 ``origin`` set to this bridge's ``node_id``, and published to ``{prefix}.{category}.{kind}``,
 where ``category`` is the ``.value`` of the event class's ``category`` class attribute (the
 catalogue's ``Category`` enum), or ``"other"`` for classes without one. Headers:
@@ -119,6 +120,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from .._bus import EventBus, Subscription
 from .._envelope import Envelope
+from ..events import AnyKernelEvent
 from ._codec import Codec, CodecName, json_codec, msgpack_codec, resolve_codec
 
 __all__ = [
@@ -270,7 +272,7 @@ class NatsBridge(Generic[T]):
     :param bus: the local bus.
     :param servers: a NATS URL or a list of them.
     :param event_type: the event class or union of tagged classes that imported messages
-        decode to (e.g. ``AnyKernelEvent`` or ``MyEvent | AnyKernelEvent``).
+        decode to: ``AnyKernelEvent`` (default), or e.g. ``MyEvent | AnyKernelEvent``.
     :param subject_prefix: the first subject token(s); default ``"kernel"``.
     :param node_id: this process's id, put in every exported envelope's ``origin``; default
         random. Give every bridged process a different one.
@@ -306,7 +308,7 @@ class NatsBridge(Generic[T]):
         bus: EventBus[T],
         servers: str | Sequence[str] = "nats://127.0.0.1:4222",
         *,
-        event_type: Any,
+        event_type: Any = AnyKernelEvent,
         subject_prefix: str = "kernel",
         node_id: str | None = None,
         export: bool = True,
@@ -398,7 +400,7 @@ class NatsBridge(Generic[T]):
         self._start_seq = start_seq
         self._ack_barrier = ack_barrier
         self._ack_wait = float(ack_wait)
-        self._codec = resolve_codec(codec, event_type)
+        self._codec = resolve_codec(codec, event_type, max_message_bytes)
         self._max_buffer_size = max_buffer_size
         self._max_bytes = max_message_bytes
         self._fetch_batch = fetch_batch
@@ -435,6 +437,7 @@ class NatsBridge(Generic[T]):
         self._export_idle.set()
         self._in_hand = 0
         self._import_done = asyncio.Event()
+        self._delivered_seq = 0  # stream seq of the last message delivered to the bus
 
     def __repr__(self) -> str:
         mode = "jetstream" if self._jetstream else "core"
@@ -489,7 +492,7 @@ class NatsBridge(Generic[T]):
             if self._sub is not None:
                 tg.start_soon(self._export_loop, self._sub)
             if self._pull is not None:
-                tg.start_soon(self._import_loop, self._pull)
+                tg.start_soon(self._import_loop)
         except BaseException:
             if self._sub is not None:
                 self._sub.close()
@@ -631,13 +634,15 @@ class NatsBridge(Generic[T]):
 
     async def _close_connection(self, within: float | None = None) -> None:
         nc = self._nc
-        if nc is None or nc.is_closed:
+        if nc is None:
             return
-        try:
-            with anyio.move_on_after(self._close_timeout + 1.0 if within is None else within):
-                await nc.close()
-        except (nats.errors.Error, OSError) as exc:
-            _log.warning("nats_close_failed", node_id=self._node_id, error=repr(exc))
+        if not nc.is_closed:
+            try:
+                with anyio.move_on_after(self._close_timeout + 1.0 if within is None else within):
+                    await nc.close()
+            except (nats.errors.Error, OSError) as exc:
+                _log.warning("nats_close_failed", node_id=self._node_id, error=repr(exc))
+        _abort_sockets(nc)
 
     async def _on_error(self, exc: Exception) -> None:
         if self._connecting:
@@ -901,17 +906,29 @@ class NatsBridge(Generic[T]):
         if not self._jetstream:
             for subject in self._import_subjects():
                 self._core_subs.append(await nc.subscribe(subject, cb=self._on_core_message))
-            # A round trip, so the server has registered the subscriptions when we return.
-            await nc.flush(timeout=max(1, int(self._ack_timeout)))
+            # Round trips, so the server has registered the subscriptions when we return.
+            # Two: nats-py writes flush()'s PING straight to the socket, possibly ahead of
+            # the SUB still in its pending buffer; the flusher writes that buffer during the
+            # first round trip, so the second PING follows the SUB.
+            for _ in range(2):
+                await nc.flush(timeout=max(1, int(self._ack_timeout)))
             return
+        js = self._js
+        assert js is not None
+        await self._pull_subscribe(self._start_seq)
+        # A consumer left with unacknowledged deliveries (a crash, a lost link) would send
+        # them again only after ack_wait, out of order: resume at the ack floor instead.
+        await self._rewind_if_in_flight()
+
+    async def _pull_subscribe(self, start_seq: int | None) -> None:
         js = self._js
         assert js is not None
         subjects = self._import_subjects()
         # One filter subject works on every server; several kinds are filtered here.
         filter_subject = subjects[0] if len(subjects) == 1 else f"{self._prefix}.>"
         api = nats.js.api
-        if self._start_seq is not None:
-            policy, opt_seq = api.DeliverPolicy.BY_START_SEQUENCE, self._start_seq
+        if start_seq is not None:
+            policy, opt_seq = api.DeliverPolicy.BY_START_SEQUENCE, start_seq
         elif self._durable is not None:
             policy, opt_seq = api.DeliverPolicy.ALL, None
         else:
@@ -926,6 +943,30 @@ class NatsBridge(Generic[T]):
         self._pull = await js.pull_subscribe(
             filter_subject, durable=self._durable, stream=self._stream, config=config
         )
+
+    async def _rewind_if_in_flight(self) -> None:
+        """Recreate the consumer at its ack floor if deliveries are unacknowledged.
+
+        Messages up to the last one delivered to the local bus in this process are then
+        skipped (``_delivered_seq``), so nothing is imported twice and order is kept.
+        """
+        js, pull = self._js, self._pull
+        assert js is not None
+        assert pull is not None
+        info = await pull.consumer_info()
+        if not info.num_ack_pending:
+            return
+        start = (info.ack_floor.stream_seq if info.ack_floor else 0) + 1
+        _log.info(
+            "nats_consumer_rewound",
+            node_id=self._node_id,
+            consumer=info.name,
+            unacknowledged=info.num_ack_pending,
+            start_seq=start,
+        )
+        await pull.unsubscribe()
+        await js.delete_consumer(self._stream, info.name)
+        await self._pull_subscribe(start)
 
     def _decode(self, msg: Msg) -> Envelope[T] | None:
         """Decode and screen one message; None if it must be skipped (counted)."""
@@ -999,21 +1040,26 @@ class NatsBridge(Generic[T]):
             except ClosedResourceError:
                 self._bus_closed()
 
-    async def _import_loop(self, pull: nats.js.JetStreamContext.PullSubscription) -> None:
+    async def _import_loop(self) -> None:
         try:
-            await self._import_batches(pull)
+            await self._import_batches()
         finally:
             self._import_done.set()
 
-    async def _import_batches(self, pull: nats.js.JetStreamContext.PullSubscription) -> None:
+    async def _import_batches(self) -> None:
         barrier = self._ack_barrier
+        reconnects = self._c.reconnects
         while not self._stopping_import:
             try:
                 await self._wait_link()
+                if self._c.reconnects != reconnects:
+                    reconnects = self._c.reconnects
+                    await self._rewind_if_in_flight()
+                pull = self._pull
+                assert pull is not None
+                msgs = await pull.fetch(self._fetch_batch, timeout=self._fetch_timeout)
             except ClosedResourceError:
                 return
-            try:
-                msgs = await pull.fetch(self._fetch_batch, timeout=self._fetch_timeout)
             except TimeoutError:
                 continue
             except nats.js.errors.APIError as exc:
@@ -1023,24 +1069,27 @@ class NatsBridge(Generic[T]):
             except _LINK_ERRORS:
                 continue
             for i, msg in enumerate(msgs):
+                seq = msg.metadata.sequence.stream
+                if seq <= self._delivered_seq:
+                    continue  # delivered before a rewind: already in the local bus
                 envelope = self._decode(msg)
-                if envelope is None:
-                    continue
-                try:
-                    await self._deliver(envelope)
-                except ClosedResourceError:
-                    # Not delivered, so not acknowledged: JetStream delivers them again.
-                    _log.warning("nats_import_bus_closed", node_id=self._node_id)
-                    for undelivered in msgs[i:]:
-                        await undelivered.nak()
-                    return
+                if envelope is not None:
+                    try:
+                        await self._deliver(envelope)
+                    except ClosedResourceError:
+                        # Not delivered, so not acknowledged: JetStream delivers them again.
+                        _log.warning("nats_import_bus_closed", node_id=self._node_id)
+                        for undelivered in msgs[i:]:
+                            await undelivered.nak()
+                        return
+                self._delivered_seq = seq
             if barrier is not None:
                 await barrier()
             for msg in msgs:
                 try:
                     await msg.ack()
                 except (nats.errors.MsgAlreadyAckdError, *_LINK_ERRORS) as exc:
-                    # Unacknowledged messages are redelivered after ack_wait.
+                    # Unacknowledged messages are delivered again after a rewind.
                     _log.warning("nats_ack_failed", node_id=self._node_id, error=repr(exc))
                     break
 
@@ -1060,6 +1109,19 @@ def _connect_error_message(servers: list[str], exc: BaseException | None) -> str
     elif isinstance(exc, OSError):
         hint = " (is nats-server running there?)"
     return f"cannot connect to NATS at {', '.join(servers)}: {reason}{hint}"
+
+
+def _abort_sockets(nc: _NatsClient) -> None:
+    """Abort the client's sockets if its close left them open.
+
+    nats-py's ``close()`` can wait forever for a transport whose TLS handshake failed, and a
+    bounded close then leaves the socket open; abort it rather than leak it.
+    """
+    transport = getattr(nc, "_transport", None)
+    for name in ("_io_writer", "_bare_io_writer"):
+        raw = getattr(getattr(transport, name, None), "transport", None)
+        if raw is not None and not raw.is_closing():
+            raw.abort()
 
 
 def _is_local(envelope: Envelope[Any]) -> bool:

@@ -75,6 +75,8 @@ class NatsServer:
         offset = self.log.stat().st_size if self.log.exists() else 0
         args = [self.binary, "-js", "-a", "127.0.0.1", "-p", str(self.port)]
         args += ["-sd", str(self.store), *self.extra]
+        if os.environ.get("NATS_TEST_TRACE"):  # protocol trace in nats-server.log
+            args.append("-DV")
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(args, stdout=log, stderr=log)
         self.starts += 1

@@ -116,8 +116,11 @@ async def test_malformed_message_is_counted_logged_and_skipped(
         ):
             nc = await nats.connect(nats_server.url)
             with bus.subscribe() as sub, capture_logs() as logs:
-                await nc.publish("kernel.proc.agent_started", b"\xc1 not msgpack")
-                await nc.publish("kernel.proc.agent_started", b"\x81\xa1x\x01")  # wrong shape
+                for garbage in (b"\xc1 not msgpack", b"\x81\xa1x\x01"):  # bad, wrong shape
+                    if jetstream:  # stored before the valid one below, so delivered first
+                        await nc.jetstream().publish("kernel.proc.agent_started", garbage)
+                    else:
+                        await nc.publish("kernel.proc.agent_started", garbage)
                 await nc.flush()
                 await nc.close()
                 sent = sender_bus.publish(AgentStarted(agent="after"))
