@@ -164,3 +164,28 @@ async def test_messages_are_acknowledged_only_after_the_ack_barrier(
                             await anyio.wait_all_tasks_blocked()
                             info = await pull.consumer_info()
     assert barrier_calls >= 1
+
+
+async def test_durable_left_with_unacknowledged_deliveries_resumes_at_once_in_order(
+    nats_server: NatsServer,
+) -> None:
+    with fail_after(10):  # far below ack_wait: nothing may wait for a redelivery
+        async with (
+            EventBus[BridgeEvent]() as bus,
+            js_bridge(bus, nats_server, import_=False) as pub,
+        ):
+            for i in range(6):
+                bus.publish(AgentStarted(agent="p", n=i))
+            await pub.flush()
+        # A previous audit process fetched three messages and died before acking them.
+        nc = await nats.connect(nats_server.url)
+        crashed = await nc.jetstream().pull_subscribe("kernel.>", durable="audit")
+        assert len(await crashed.fetch(3, timeout=2)) == 3
+        await nc.close()
+        async with EventBus[BridgeEvent]() as audit_bus:
+            with audit_bus.subscribe() as sub:
+                async with js_bridge(
+                    audit_bus, nats_server, export=False, durable="audit", ack_wait=30.0
+                ):
+                    got = await receive(sub, 6)
+    assert [e.event.n for e in got] == list(range(6))  # type: ignore[union-attr]
