@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import itertools
 import os
+import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -56,6 +58,9 @@ _ID_BASE: Final = 10**15
 # The envelope whose effects are being handled in the current context (see caused_by).
 _cause: ContextVar[Envelope[Any] | None] = ContextVar("eventbus_cause", default=None)
 
+# Set for good once causation is used anywhere, so publish skips the context lookup until then.
+_causation_in_use = False
+
 _time_ns = time.time_ns
 
 
@@ -63,6 +68,28 @@ def _new_bus_id() -> str:
     """A time-ordered, collision-resistant bus id: 48-bit ms timestamp + 64 random bits."""
     ms = time.time_ns() // 1_000_000
     return f"{ms:012x}{int.from_bytes(os.urandom(8), 'big'):016x}-"
+
+
+def _trio_lowlevel() -> Any:
+    """``trio.lowlevel`` if the current task runs under trio, else ``None``."""
+    trio = sys.modules.get("trio")
+    if trio is None:
+        return None
+    try:
+        trio.lowlevel.current_task()
+    except RuntimeError:
+        return None
+    return trio.lowlevel
+
+
+async def _checkpoint() -> None:
+    """anyio's checkpoint, minus its backend lookup (it is ``sleep(0)`` on asyncio)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        await anyio.lowlevel.checkpoint()
+    else:
+        await asyncio.sleep(0)
 
 
 def _kind_of(event_type: type) -> str:
@@ -129,8 +156,13 @@ class Subscription(UnreliableObjectReceiveStream[Envelope[T]]):
 
     A subscription sees only envelopes published after :meth:`EventBus.subscribe` returned,
     in ``seq`` order. It is meant to be read by one consumer task; several tasks may receive
-    from it, but each envelope goes to exactly one of them (clones do not broadcast: subscribe
+    from it, but each envelope goes to exactly one of them (this is not a broadcast: subscribe
     again for that).
+
+    Do not instantiate it yourself; the bus picks the implementation. Unfiltered
+    ``drop_oldest`` subscriptions (the default) read a ring that the bus shares between them,
+    so publishing costs them nothing per subscription; the others own a private queue. Both
+    behave identically.
     """
 
     __slots__ = (
@@ -145,10 +177,9 @@ class Subscription(UnreliableObjectReceiveStream[Envelope[T]]):
         "_max",
         "_name",
         "_policy",
-        "_queue",
         "_slow_take",
         "_track",
-        "_waiter",
+        "_waiters",
         "_where",
     )
 
@@ -163,7 +194,6 @@ class Subscription(UnreliableObjectReceiveStream[Envelope[T]]):
         track_causation: bool,
     ) -> None:
         self._bus = bus
-        self._queue: deque[Envelope[T]] = deque()
         self._max = max_buffer_size
         self._policy = policy
         self._kinds = kinds
@@ -171,7 +201,7 @@ class Subscription(UnreliableObjectReceiveStream[Envelope[T]]):
         self._name = name
         self._track = track_causation
         self._closed = False
-        self._waiter: anyio.Event | None = None
+        self._waiters: list[Any] = []  # receivers parked in _wait (futures, tasks, events)
         self._delivered = 0
         self._lagged = 0
         self._hwm = 0
@@ -183,7 +213,7 @@ class Subscription(UnreliableObjectReceiveStream[Envelope[T]]):
     def __repr__(self) -> str:
         return (
             f"<Subscription name={self._name!r} overflow={_POLICY_NAMES[self._policy]!r} "
-            f"buffered={len(self._queue)}/{self._max} closed={self._closed}>"
+            f"buffered={self._buffered()}/{self._max} closed={self._closed}>"
         )
 
     @property
@@ -195,6 +225,21 @@ class Subscription(UnreliableObjectReceiveStream[Envelope[T]]):
     def closed(self) -> bool:
         """``True`` once :meth:`close` or :meth:`aclose` has been called."""
         return self._closed
+
+    # -- what each implementation provides --------------------------------------------------
+
+    def _buffered(self) -> int:
+        raise NotImplementedError
+
+    def _ready(self) -> bool:
+        raise NotImplementedError
+
+    def _take(self) -> Envelope[T]:
+        raise NotImplementedError
+
+    def _release(self) -> None:
+        """Drop what is buffered and leave the bus (part of close)."""
+        raise NotImplementedError
 
     # -- receiving ---------------------------------------------------------------------------
 
@@ -208,7 +253,7 @@ class Subscription(UnreliableObjectReceiveStream[Envelope[T]]):
 
         It never yields to the event loop and never checks for cancellation.
         """
-        if self._queue:
+        if self._ready():
             return self._take()
         if self._closed:
             raise ClosedResourceError
@@ -230,36 +275,81 @@ class Subscription(UnreliableObjectReceiveStream[Envelope[T]]):
         touching the event loop, and it yields (and delivers cancellation) once every
         ``COOPERATIVE_BUDGET`` (64) consecutive ready envelopes, and whenever it has to wait.
         """
-        if self._queue and self._budget:
+        if self._budget and self._ready():
             self._budget -= 1
             return self._take()
         return await self._receive_slow()
 
+    async def __anext__(self) -> Envelope[T]:
+        if self._budget and self._ready():
+            self._budget -= 1
+            return self._take()
+        try:
+            return await self._receive_slow()
+        except EndOfStream:
+            raise StopAsyncIteration from None
+
     async def _receive_slow(self) -> Envelope[T]:
-        if self._queue:
+        if self._ready():
             # Budget spent: let other tasks run before taking more.
-            await anyio.lowlevel.checkpoint()
+            await _checkpoint()
             self._budget = COOPERATIVE_BUDGET
         while True:
-            if self._queue:
+            if self._ready():
                 self._budget -= 1
                 return self._take()
             if self._closed:
                 raise ClosedResourceError
             if self._bus._closed:
                 raise EndOfStream
-            waiter = self._waiter
-            if waiter is None:
-                waiter = self._waiter = anyio.Event()
-            await waiter.wait()
+            await self._wait()
             self._budget = COOPERATIVE_BUDGET
 
-    def _take(self) -> Envelope[T]:
-        envelope = self._queue.popleft()
-        self._delivered += 1
-        if self._slow_take:
-            self._after_take(envelope)
-        return envelope
+    async def _wait(self) -> None:
+        """Park the current task until _wake(); cancellable, leaves nothing behind if so."""
+        waiters = self._waiters
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if loop is not None:
+            future = loop.create_future()
+            waiters.append(future)
+            try:
+                await future
+            except BaseException:
+                if future in waiters:
+                    waiters.remove(future)
+                raise
+            return
+        trio_lowlevel = _trio_lowlevel()
+        if trio_lowlevel is not None:
+            task = trio_lowlevel.current_task()
+            waiters.append(task)
+
+            def abort(_: object) -> Any:
+                if task in waiters:
+                    waiters.remove(task)
+                return trio_lowlevel.Abort.SUCCEEDED
+
+            await trio_lowlevel.wait_task_rescheduled(abort)
+            return
+        event = anyio.Event()  # pragma: no cover - a backend anyio may add later
+        waiters.append(event)
+        await event.wait()
+
+    def _wake(self) -> None:
+        """Wake every parked receiver (called by publish only when there is one)."""
+        waiters = self._waiters
+        for waiter in waiters:  # FIFO
+            if isinstance(waiter, asyncio.Future):
+                if not waiter.done():
+                    waiter.set_result(None)
+            elif isinstance(waiter, anyio.Event):  # pragma: no cover
+                waiter.set()
+            else:
+                sys.modules["trio"].lowlevel.reschedule(waiter)
+        waiters.clear()
 
     def _after_take(self, envelope: Envelope[T]) -> None:
         if self._burst:
@@ -271,22 +361,13 @@ class Subscription(UnreliableObjectReceiveStream[Envelope[T]]):
             self._bus._notify_space()
         self._slow_take = self._track or self._policy == _BLOCK
 
-    def _overflow(self) -> bool:
-        """The queue is full: apply the policy; return whether to append the new envelope."""
-        self._lagged += 1
-        if not self._burst:
-            _log.warning(
-                "subscription_lagged",
-                name=self._name,
-                overflow=_POLICY_NAMES[self._policy],
-                max_buffer_size=self._max,
-            )
-            self._slow_take = True
-        self._burst += 1
-        if self._policy == _DROP_OLDEST:
-            self._queue.popleft()
-            return True
-        return False
+    def _log_lagged(self) -> None:
+        _log.warning(
+            "subscription_lagged",
+            name=self._name,
+            overflow=_POLICY_NAMES[self._policy],
+            max_buffer_size=self._max,
+        )
 
     # -- closing -----------------------------------------------------------------------------
 
@@ -298,13 +379,11 @@ class Subscription(UnreliableObjectReceiveStream[Envelope[T]]):
         """
         if self._closed:
             return
+        self._release()
         self._closed = True
-        self._queue.clear()
         self._bus._unsubscribe(self)
-        waiter = self._waiter
-        if waiter is not None:
-            self._waiter = None
-            waiter.set()
+        if self._waiters:
+            self._wake()
 
     async def aclose(self) -> None:
         """Like :meth:`close`, then a checkpoint."""
@@ -324,16 +403,24 @@ class Subscription(UnreliableObjectReceiveStream[Envelope[T]]):
 
     def statistics(self) -> SubscriptionStatistics:
         """Return a frozen snapshot of this subscription's counters (see the class)."""
-        buffered = len(self._queue)
+        buffered = self._buffered()
         return SubscriptionStatistics(
             delivered=self._delivered,
-            lagged=self._lagged,
+            lagged=self._lagged + self._pending_loss(),
             buffered=buffered,
             max_buffer_size=self._max,
             high_water_mark=max(self._hwm, buffered),
             overflow=_POLICY_NAMES[self._policy],
             name=self._name,
         )
+
+    def _pending_loss(self) -> int:
+        return 0
+
+    def _peek(self, limit: int) -> list[Envelope[T]]:
+        """Up to ``limit`` buffered envelopes, oldest first, without taking them (for
+        ``eventbus.testing``'s failure messages)."""
+        raise NotImplementedError
 
     def _matches_type(self, event_type: type, kind: str) -> bool:
         kinds = self._kinds
@@ -348,9 +435,189 @@ class Subscription(UnreliableObjectReceiveStream[Envelope[T]]):
         return False
 
 
+class _QueueSubscription(Subscription[T]):
+    """A subscription with a private deque: filtered, ``drop_newest`` or ``block``."""
+
+    __slots__ = ("_queue",)
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self._queue: deque[Envelope[T]] = deque()
+
+    def _buffered(self) -> int:
+        return len(self._queue)
+
+    def _ready(self) -> bool:
+        return bool(self._queue)
+
+    def _release(self) -> None:
+        self._queue.clear()
+
+    def _peek(self, limit: int) -> list[Envelope[T]]:
+        return list(itertools.islice(self._queue, limit))
+
+    def receive_nowait(self) -> Envelope[T]:
+        if self._queue:
+            envelope = self._queue.popleft()
+            self._delivered += 1
+            if self._slow_take:
+                self._after_take(envelope)
+            return envelope
+        return super().receive_nowait()
+
+    async def receive(self) -> Envelope[T]:
+        if self._queue and self._budget:
+            self._budget -= 1
+            envelope = self._queue.popleft()
+            self._delivered += 1
+            if self._slow_take:
+                self._after_take(envelope)
+            return envelope
+        return await self._receive_slow()
+
+    async def __anext__(self) -> Envelope[T]:
+        if self._queue and self._budget:
+            self._budget -= 1
+            envelope = self._queue.popleft()
+            self._delivered += 1
+            if self._slow_take:
+                self._after_take(envelope)
+            return envelope
+        try:
+            return await self._receive_slow()
+        except EndOfStream:
+            raise StopAsyncIteration from None
+
+    def _take(self) -> Envelope[T]:
+        envelope = self._queue.popleft()
+        self._delivered += 1
+        if self._slow_take:
+            self._after_take(envelope)
+        return envelope
+
+    def _overflow(self) -> bool:
+        """The queue is full: apply the policy; return whether to append the new envelope."""
+        self._lagged += 1
+        if not self._burst:
+            self._log_lagged()
+            self._slow_take = True
+        self._burst += 1
+        if self._policy == _DROP_OLDEST:
+            self._queue.popleft()
+            return True
+        return False
+
+
+class _RingSubscription(Subscription[T]):
+    """An unfiltered ``drop_oldest`` subscription: a cursor into the bus's shared ring.
+
+    Its queue is the window ``[max(cursor, head - max_buffer_size), head)`` of ring positions:
+    exactly what a private ``drop_oldest`` deque would hold, without a per-subscription append
+    on publish. Its losses are derived from the cursor, so they show in ``statistics()`` at
+    once; the bus logs the first loss of a burst when it publishes (see ``_ring_check_lag``).
+    """
+
+    __slots__ = ("_cursor", "_lag_logged")
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self._cursor = self._bus._ring_pos  # the ring position of the next envelope to take
+        self._lag_logged = False
+
+    def _buffered(self) -> int:
+        return 0 if self._closed else min(self._bus._ring_pos - self._cursor, self._max)
+
+    def _pending_loss(self) -> int:
+        if self._closed:
+            return 0
+        return max(self._bus._ring_pos - self._cursor - self._max, 0)
+
+    def _ready(self) -> bool:
+        return self._cursor < self._bus._ring_pos
+
+    def _peek(self, limit: int) -> list[Envelope[T]]:
+        bus = self._bus
+        head = bus._ring_pos
+        first = head - self._buffered()
+        return [bus._ring[pos % bus._ring_size] for pos in range(first, min(head, first + limit))]
+
+    def _release(self) -> None:
+        self._lagged += self._pending_loss()
+        self._cursor = sys.maxsize  # never ready again
+
+    def receive_nowait(self) -> Envelope[T]:
+        if self._cursor < self._bus._ring_pos:
+            return self._take()
+        return super().receive_nowait()
+
+    async def receive(self) -> Envelope[T]:
+        if self._budget and self._cursor < self._bus._ring_pos:
+            self._budget -= 1
+            return self._take()
+        return await self._receive_slow()
+
+    async def __anext__(self) -> Envelope[T]:
+        # _take inlined: this is the consumer's hot path.
+        bus = self._bus
+        pos = self._cursor
+        ready = bus._ring_pos - pos
+        if ready > 0 and self._budget:
+            self._budget -= 1
+            if ready > self._hwm:
+                if ready > self._max:
+                    pos = self._catch_up(ready)
+                else:
+                    self._hwm = ready
+            self._cursor = pos + 1
+            self._delivered += 1
+            envelope: Envelope[T] = bus._ring[pos % bus._ring_size]
+            if self._slow_take:
+                self._after_take(envelope)
+            return envelope
+        try:
+            return await self._receive_slow()
+        except EndOfStream:
+            raise StopAsyncIteration from None
+
+    def _take(self) -> Envelope[T]:
+        bus = self._bus
+        pos = self._cursor
+        ready = bus._ring_pos - pos
+        if ready > self._hwm:
+            if ready > self._max:
+                pos = self._catch_up(ready)
+            else:
+                self._hwm = ready
+        envelope: Envelope[T] = bus._ring[pos % bus._ring_size]
+        self._cursor = pos + 1
+        self._delivered += 1
+        if self._slow_take:
+            self._after_take(envelope)
+        return envelope
+
+    def _catch_up(self, ready: int) -> int:
+        """Skip what the ring overwrote for us; count it as lag and re-arm the lag log."""
+        lost = ready - self._max
+        self._lagged += lost
+        self._burst += lost
+        self._hwm = self._max
+        self._slow_take = True
+        self._lag_logged = False
+        pos = self._cursor + lost
+        bus = self._bus
+        threshold = pos + 1 + self._max  # after this take, a loss starts past this head
+        if threshold < bus._ring_lag_at:
+            bus._ring_lag_at = threshold
+        return pos
+
+    async def _wait(self) -> None:
+        self._bus._ring_waiting.append(self)
+        await super()._wait()
+
+
 # A route: what one event type costs to publish. ``slow`` is set when a subscription on it has
 # a ``where`` predicate or the ``block`` policy, which need a selection pass before stamping.
-_Route = tuple[str, tuple[Subscription[Any], ...], bool]
+_Route = tuple[str, tuple["_QueueSubscription[Any]", ...], bool]
 
 
 class EventBus(Generic[T]):
@@ -366,14 +633,49 @@ class EventBus(Generic[T]):
     threads. ``async with EventBus() as bus:`` closes it on exit.
     """
 
+    __slots__ = (
+        "__weakref__",
+        "_apublish_budget",
+        "_closed",
+        "_default_max",
+        "_id_prefix",
+        "_loop",
+        "_names",
+        "_owner",
+        "_queue_subs",
+        "_ring",
+        "_ring_lag_at",
+        "_ring_pos",
+        "_ring_size",
+        "_ring_subs",
+        "_ring_waiting",
+        "_routes",
+        "_seq",
+        "_space",
+        "_subs",
+        "_taps",
+        "_thread_id",
+        "_token",
+    )
+
     def __init__(self, max_buffer_size: int = 256) -> None:
         self._default_max = _check_buffer_size(max_buffer_size)
-        self._subs: dict[Subscription[T], None] = {}
+        self._subs: dict[Subscription[T], None] = {}  # every open subscription
+        self._queue_subs: dict[_QueueSubscription[T], None] = {}
+        # The ring shared by unfiltered drop_oldest subscriptions: position p lives in
+        # _ring[p % _ring_size]; _ring_pos is the position the next envelope gets.
+        self._ring_subs: dict[_RingSubscription[T], None] = {}
+        self._ring: list[Any] = []
+        self._ring_size = 1
+        self._ring_pos = 0
+        self._ring_lag_at = sys.maxsize  # a ring subscription loses once _ring_pos passes it
+        self._ring_waiting: list[_RingSubscription[T]] = []
         self._routes: dict[type, _Route] = {}
         self._seq = 0
         self._closed = False
         self._id_prefix = _new_bus_id()
-        self._thread_id: int | None = None
+        self._thread_id: int | None = None  # the loop's thread, once bound
+        self._owner: int | None = None  # == _thread_id while open; the fast-path guard
         self._token: anyio.lowlevel.EventLoopToken | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._space: anyio.Event | None = None  # set when a ``block`` queue frees a slot
@@ -404,11 +706,16 @@ class EventBus(Generic[T]):
         except RuntimeError:  # no event loop in this thread: stay unbound
             return
         self._token = token
-        self._thread_id = get_ident()
+        self._thread_id = self._owner = get_ident()
         native = token.native_token
         self._loop = native if isinstance(native, asyncio.AbstractEventLoop) else None
 
-    def _wrong_thread(self, method: str) -> None:
+    def _guard(self, method: str) -> None:
+        """The slow path of the one check on every call: ``_owner`` is the loop's thread id
+        only while the bus is bound and open, so closed, unbound and foreign-thread calls all
+        land here."""
+        if self._closed:
+            raise ClosedResourceError
         if self._thread_id is None:
             self._bind()
             return
@@ -450,10 +757,8 @@ class EventBus(Generic[T]):
         Filtered-out events are not lag. Subscriptions filtered only by ``kinds`` cost nothing
         to events of other kinds.
         """
-        if self._thread_id != get_ident():
-            self._wrong_thread("subscribe")
-        if self._closed:
-            raise ClosedResourceError
+        if self._owner != get_ident():
+            self._guard("subscribe")
         size = (
             self._default_max if max_buffer_size is None else _check_buffer_size(max_buffer_size)
         )
@@ -470,20 +775,74 @@ class EventBus(Generic[T]):
             name = f"sub{self._names}"
         elif not isinstance(name, str):
             raise TypeError(f"name must be a str, got {type(name).__name__}")
-        sub = Subscription(self, size, policy, kinds_t, where, name, bool(track_causation))
+        if track_causation:
+            global _causation_in_use
+            _causation_in_use = True
+        args = (self, size, policy, kinds_t, where, name, bool(track_causation))
+        sub: Subscription[T]
+        if kinds_t is None and where is None and policy == _DROP_OLDEST:
+            ring_sub = _RingSubscription[T](*args)
+            self._ring_subs[ring_sub] = None
+            self._resize_ring()
+            self._ring_lag_at = min(self._ring_lag_at, ring_sub._cursor + size)
+            sub = ring_sub
+        else:
+            queue_sub = _QueueSubscription[T](*args)
+            self._queue_subs[queue_sub] = None
+            sub = queue_sub
         self._subs[sub] = None
         self._routes = {}
         return sub
 
     def _unsubscribe(self, sub: Subscription[T]) -> None:
-        if self._subs.pop(sub, 0) is None:
-            self._routes = {}
-            if sub._policy == _BLOCK:
-                self._notify_space()
+        if self._subs.pop(sub, 0) is not None:
+            return
+        if isinstance(sub, _RingSubscription):
+            del self._ring_subs[sub]
+            self._resize_ring()
+            return
+        del self._queue_subs[sub]  # type: ignore[arg-type]
+        self._routes = {}
+        if sub._policy == _BLOCK:
+            self._notify_space()
+
+    def _resize_ring(self) -> None:
+        """Size the ring to the largest ring subscription, keeping the live window."""
+        size = max((s._max for s in self._ring_subs), default=1)
+        if size == self._ring_size and self._ring:
+            return
+        old, old_size, head = self._ring, self._ring_size, self._ring_pos
+        ring: list[Any] = [None] * size if self._ring_subs else []
+        if old and ring:
+            for pos in range(max(head - min(size, old_size), 0), head):
+                ring[pos % size] = old[pos % old_size]
+        self._ring, self._ring_size = ring, size
+
+    def _ring_check_lag(self, head: int) -> None:
+        """A ring subscription just lost its first envelope since it last received: log it
+        once, and find the next position at which another one will."""
+        lag_at = sys.maxsize
+        for sub in self._ring_subs:
+            if sub._lag_logged:
+                continue
+            threshold = sub._cursor + sub._max
+            if head > threshold:
+                sub._lag_logged = True
+                sub._log_lagged()
+            elif threshold < lag_at:
+                lag_at = threshold
+        self._ring_lag_at = lag_at
+
+    def _wake_ring(self) -> None:
+        waiting = self._ring_waiting
+        for sub in waiting:  # FIFO: the consumer that waited longest runs first
+            if sub._waiters:
+                sub._wake()
+        waiting.clear()
 
     def _route(self, event_type: type) -> _Route:
         kind = _kind_of(event_type)
-        subs = tuple(s for s in self._subs if s._matches_type(event_type, kind))
+        subs = tuple(s for s in self._queue_subs if s._matches_type(event_type, kind))
         slow = any(s._where is not None or s._policy == _BLOCK for s in subs)
         route = (kind, subs, slow)
         self._routes[event_type] = route
@@ -520,36 +879,67 @@ class EventBus(Generic[T]):
         propagates, and then too nothing is enqueued. A returned envelope does *not* mean
         anyone will read it: a ``drop_*`` subscription may lose it later.
         """
-        if self._thread_id != get_ident():
-            self._wrong_thread("publish")
-        if self._closed:
-            raise ClosedResourceError
+        if self._owner != get_ident():
+            self._guard("publish")
         route = self._routes.get(type(event))
         if route is None:
             route = self._route(type(event))
-        if correlation_id is None or causation_id is None:
+        if _causation_in_use and (correlation_id is None or causation_id is None):
             cause = _cause.get()
             if cause is not None:
                 if causation_id is None:
                     causation_id = cause.event_id
                 if correlation_id is None:
                     correlation_id = cause.correlation_id or cause.event_id
+        kind, subs, slow = route
         seq = self._seq + 1
         envelope: Envelope[T] = Envelope(
             seq,
             self._id_prefix + str(_ID_BASE + seq),
             _time_ns(),
-            route[0],
+            kind,
             event,
             correlation_id,
             causation_id,
         )
-        self._deliver(self._select(route[1], envelope) if route[2] else route[1], envelope)
+        if slow:
+            subs = self._select(subs, envelope)
+        self._seq = seq
+        # _deliver, inlined: this is the hot path.
+        if self._ring_subs:
+            pos = self._ring_pos
+            self._ring[pos % self._ring_size] = envelope
+            self._ring_pos = pos = pos + 1
+            if pos > self._ring_lag_at:
+                self._ring_check_lag(pos)
+            if self._ring_waiting:
+                self._wake_ring()
+        for sub in subs:
+            queue = sub._queue
+            n = len(queue)
+            if n >= sub._max:
+                if not sub._overflow():
+                    continue
+            elif n >= sub._hwm:
+                sub._hwm = n + 1
+            queue.append(envelope)
+            if sub._waiters:
+                sub._wake()
+        if self._taps:
+            self._run_taps(envelope)
         return envelope
 
-    def _deliver(self, targets: Iterable[Subscription[T]], envelope: Envelope[T]) -> None:
+    def _deliver(self, targets: Iterable[_QueueSubscription[T]], envelope: Envelope[T]) -> None:
         """Enqueue ``envelope`` into ``targets`` (already selected) and commit its seq."""
         self._seq = envelope.seq
+        if self._ring_subs:
+            pos = self._ring_pos
+            self._ring[pos % self._ring_size] = envelope
+            self._ring_pos = pos = pos + 1
+            if pos > self._ring_lag_at:
+                self._ring_check_lag(pos)
+            if self._ring_waiting:
+                self._wake_ring()
         for sub in targets:
             queue = sub._queue
             n = len(queue)
@@ -559,16 +949,17 @@ class EventBus(Generic[T]):
             elif n >= sub._hwm:
                 sub._hwm = n + 1
             queue.append(envelope)
-            waiter = sub._waiter
-            if waiter is not None:
-                sub._waiter = None
-                waiter.set()
+            if sub._waiters:
+                sub._wake()
         if self._taps:
-            for tap in self._taps:
-                try:
-                    tap(envelope)
-                except Exception:
-                    _log.exception("bus_tap_failed", tap=repr(tap), seq=envelope.seq)
+            self._run_taps(envelope)
+
+    def _run_taps(self, envelope: Envelope[T]) -> None:
+        for tap in self._taps:
+            try:
+                tap(envelope)
+            except Exception:
+                _log.exception("bus_tap_failed", tap=repr(tap), seq=envelope.seq)
 
     def publish_envelope(self, envelope: Envelope[T], *, keep_seq: bool = False) -> Envelope[T]:
         """Deliver an envelope stamped elsewhere (a session log, another process).
@@ -587,10 +978,8 @@ class EventBus(Generic[T]):
         :raises anyio.ClosedResourceError, anyio.WouldBlock, RuntimeError, TypeError: as
             :meth:`publish`.
         """
-        if self._thread_id != get_ident():
-            self._wrong_thread("publish_envelope")
-        if self._closed:
-            raise ClosedResourceError
+        if self._owner != get_ident():
+            self._guard("publish_envelope")
         if not isinstance(envelope, Envelope):
             raise TypeError(f"envelope must be an Envelope, got {type(envelope).__name__}")
         route = self._routes.get(type(envelope.event))
@@ -629,9 +1018,9 @@ class EventBus(Generic[T]):
         return remove
 
     def _select(
-        self, subs: tuple[Subscription[T], ...], envelope: Envelope[T]
-    ) -> list[Subscription[T]]:
-        targets = [s for s in subs if s._where is None or s._where(envelope)]
+        self, subs: tuple[_QueueSubscription[T], ...], envelope: Envelope[T]
+    ) -> tuple[_QueueSubscription[T], ...]:
+        targets = tuple(s for s in subs if s._where is None or s._where(envelope))
         for s in targets:
             if s._policy == _BLOCK and len(s._queue) >= s._max:
                 raise WouldBlock
@@ -658,15 +1047,31 @@ class EventBus(Generic[T]):
         subscription it reads itself waits forever: publish from consumers with
         :meth:`publish` or use a drop policy there.
         """
+        return await self._when_room(
+            lambda: self.publish(event, correlation_id=correlation_id, causation_id=causation_id)
+        )
+
+    async def apublish_envelope(
+        self, envelope: Envelope[T], *, keep_seq: bool = False
+    ) -> Envelope[T]:
+        """Like :meth:`publish_envelope`, but wait while a matching ``block`` subscription
+        is full, exactly as :meth:`apublish` does.
+
+        :returns: the envelope delivered.
+        :raises anyio.ClosedResourceError: if the bus is closed, also while waiting.
+        :raises ValueError, TypeError: as :meth:`publish_envelope`.
+        """
+        return await self._when_room(lambda: self.publish_envelope(envelope, keep_seq=keep_seq))
+
+    async def _when_room(self, publish: Callable[[], Envelope[T]]) -> Envelope[T]:
+        """Call ``publish`` until it stops raising WouldBlock; the body of the a-variants."""
         self._apublish_budget -= 1
         if self._apublish_budget <= 0:
             self._apublish_budget = COOPERATIVE_BUDGET
-            await anyio.lowlevel.checkpoint()
+            await _checkpoint()
         while True:
             try:
-                return self.publish(
-                    event, correlation_id=correlation_id, causation_id=causation_id
-                )
+                return publish()
             except WouldBlock:
                 space = self._space
                 if space is None:
@@ -728,6 +1133,8 @@ class EventBus(Generic[T]):
         follows the current task (and threads started with a copied context), applies to any
         bus, and nests.
         """
+        global _causation_in_use
+        _causation_in_use = True
         token = _cause.set(envelope)
         try:
             yield
@@ -746,13 +1153,12 @@ class EventBus(Generic[T]):
         if self._closed:
             return
         self._closed = True
+        self._owner = None
         self._routes = {}
         self._notify_space()
         for sub in self._subs:
-            waiter = sub._waiter
-            if waiter is not None:
-                sub._waiter = None
-                waiter.set()
+            if sub._waiters:
+                sub._wake()
 
     async def __aenter__(self) -> EventBus[T]:
         if self._thread_id is None:

@@ -166,3 +166,61 @@ def test_eventbus_events_exports_exactly_the_pinned_names() -> None:
 def test_top_level_event_names_are_the_catalogue_objects() -> None:
     for name in ("AnyKernelEvent", "Category", "KernelEvent", "Primitive", "category_for_kind"):
         assert getattr(eventbus, name) is getattr(eventbus.events, name)
+
+
+AUDIT_ALL = [
+    "GENESIS_HASH",
+    "REDACTED",
+    "AccessDenied",
+    "AgentExit",
+    "AgentSpawn",
+    "AuditAction",
+    "AuditEntry",
+    "AuditMapper",
+    "AuditMode",
+    "AuditTrail",
+    "Auditor",
+    "AuditorStatistics",
+    "ConfigChange",
+    "CronTrigger",
+    "EventsDropped",
+    "GitCommit",
+    "MapFn",
+    "MemoryRead",
+    "MemoryWrite",
+    "Other",
+    "ProgramInstall",
+    "Redactor",
+    "ToolCall",
+    "ToolResult",
+    "TrailStatistics",
+    "attach_audit_trail",
+    "entry_hash",
+    "entry_schema",
+    "extract_agent_id",
+    "is_secret_key",
+    "kernel_event_to_audit_action",
+    "map_kernel_event",
+    "redact_secrets",
+    "verify_chain",
+]
+
+AUDIT_SINKS_ALL = [
+    "AuditSink",
+    "JsonlContents",
+    "JsonlSink",
+    "SqliteSink",
+    "read_jsonl",
+    "verify_sink",
+]
+
+
+def test_audit_exports_exactly_the_pinned_names() -> None:
+    import audit
+    import audit.sinks
+
+    assert sorted(audit.__all__) == sorted(AUDIT_ALL)
+    assert sorted(audit.sinks.__all__) == sorted(AUDIT_SINKS_ALL)
+    for module in (audit, audit.sinks):
+        for name in module.__all__:
+            assert getattr(module, name) is not None

@@ -1,0 +1,228 @@
+"""Turning an event into ``(actor, action, resource)``: the :class:`AuditMapper`."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from typing import Any, Final, TypeAlias, TypeVar, overload
+
+import msgspec
+
+from ._actions import AuditAction, Other
+from ._kernel import family_mapper
+from ._redact import REDACTED, Redactor, bound_text, canonical_json, maybe_secret, redact_secrets
+
+__all__ = ["AuditMapper", "MapFn"]
+
+E = TypeVar("E")
+
+MapFn: TypeAlias = Callable[[Any], tuple[str, AuditAction]]
+"""A mapping function: ``fn(event) -> (actor, action)``."""
+
+#: The smallest ``max_resource_bytes`` accepted: room for a marker and a little text.
+MIN_RESOURCE_BYTES: Final = 64
+
+_ENCODE_ERRORS: Final = (msgspec.EncodeError, TypeError, ValueError, OverflowError)
+
+
+class _TypeInfo:
+    """What the mapper resolved for one event class (cached per class)."""
+
+    __slots__ = ("category", "fn", "known", "primitive")
+
+    def __init__(
+        self, fn: MapFn | None, category: str | None, primitive: str | None, known: bool
+    ) -> None:
+        self.fn = fn
+        self.category = category
+        self.primitive = primitive
+        self.known = known
+
+
+def _label(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, enum.Enum):
+        return str(value.value)
+    return str(value)
+
+
+def _category_of(event_type: type) -> tuple[str | None, str | None]:
+    category = getattr(event_type, "category", None)
+    if category is None or (callable(category) and not isinstance(category, enum.Enum)):
+        return None, None
+    primitive = getattr(category, "primitive", None)
+    if callable(primitive):
+        primitive = primitive()
+    return _label(category), _label(primitive)
+
+
+class AuditMapper:
+    """Maps events to audit actors, actions and resources; extensible per instance.
+
+    :param redact: the :data:`~audit.Redactor` applied to every event's builtin form before it
+        is stored as ``resource`` (default :func:`~audit.redact_secrets`; ``None`` stores
+        events unredacted).
+    :param max_resource_bytes: the most bytes a ``resource`` (and a ``ToolCall.args_json``)
+        may take, marker included (default 2048, the minimum 64).
+    :param builtin: map the kernel catalogue (``eventbus.events``) with the built-in mapping,
+        a port of oxios' ``kernel_event_to_audit_action`` and ``extract_agent_id``
+        (default ``True``).
+    :raises ValueError: if ``max_resource_bytes`` is below 64.
+    :raises TypeError: if ``redact`` is neither callable nor ``None``.
+
+    Resolution, per event class (cached): a function registered for the class or its nearest
+    registered base class; then the built-in mapping; otherwise the event is *unmapped*:
+    ``Other(detail=kind)`` with actor ``"system"``, recorded and counted, never dropped.
+    There is no global registry: each mapper holds its own registrations.
+    """
+
+    def __init__(
+        self,
+        *,
+        redact: Redactor | None = redact_secrets,
+        max_resource_bytes: int = 2048,
+        builtin: bool = True,
+    ) -> None:
+        if isinstance(max_resource_bytes, bool) or not isinstance(max_resource_bytes, int):
+            raise TypeError(
+                f"max_resource_bytes must be an int, got {type(max_resource_bytes).__name__}"
+            )
+        if max_resource_bytes < MIN_RESOURCE_BYTES:
+            raise ValueError(
+                f"max_resource_bytes must be >= {MIN_RESOURCE_BYTES}, got {max_resource_bytes}"
+            )
+        if redact is not None and not callable(redact):
+            raise TypeError(f"redact must be callable or None, got {type(redact).__name__}")
+        self._redact = redact
+        self._limit = max_resource_bytes
+        self._builtin = builtin
+        self._registered: dict[type, MapFn] = {}
+        self._resolved: dict[type, _TypeInfo] = {}
+
+    @property
+    def max_resource_bytes(self) -> int:
+        """The most bytes a stored resource may take, marker included."""
+        return self._limit
+
+    @overload
+    def register(
+        self, event_type: type[E], fn: Callable[[E], tuple[str, AuditAction]]
+    ) -> Callable[[E], tuple[str, AuditAction]]: ...
+
+    @overload
+    def register(
+        self, event_type: type[E], fn: None = None
+    ) -> Callable[
+        [Callable[[E], tuple[str, AuditAction]]], Callable[[E], tuple[str, AuditAction]]
+    ]: ...
+
+    def register(self, event_type: type[E], fn: Callable[[E], Any] | None = None) -> Any:
+        """Map events of ``event_type`` (and its subclasses) with ``fn(event) -> (actor, action)``.
+
+        Used directly (``mapper.register(MyEvent, fn)``) or as a decorator
+        (``@mapper.register(MyEvent)``); either way it returns ``fn`` unchanged. A
+        registration takes precedence over the built-in mapping, so it may also override how a
+        catalogue event is audited.
+
+        :raises TypeError: if ``event_type`` is not a class or ``fn`` is not callable.
+        :raises ValueError: if ``event_type`` is already registered on this mapper.
+        """
+        if not isinstance(event_type, type):
+            raise TypeError(f"event_type must be a class, got {event_type!r}")
+        if event_type in self._registered:
+            raise ValueError(f"event_type {event_type.__name__} is already registered")
+
+        def decorate(
+            fn: Callable[[E], tuple[str, AuditAction]],
+        ) -> Callable[[E], tuple[str, AuditAction]]:
+            if not callable(fn):
+                raise TypeError(f"fn must be callable, got {type(fn).__name__}")
+            if event_type in self._registered:
+                raise ValueError(f"event_type {event_type.__name__} is already registered")
+            self._registered[event_type] = fn
+            self._resolved.clear()
+            return fn
+
+        if fn is None:
+            return decorate
+        return decorate(fn)
+
+    def _resolve(self, event_type: type) -> _TypeInfo:
+        fn: MapFn | None = None
+        for base in event_type.__mro__:
+            fn = self._registered.get(base)
+            if fn is not None:
+                break
+        if fn is None and self._builtin:
+            fn = family_mapper(event_type, self.args_json)
+        category, primitive = _category_of(event_type)
+        info = _TypeInfo(fn, category, primitive, fn is not None)
+        self._resolved[event_type] = info
+        return info
+
+    def map(self, event: object, kind: str) -> tuple[str, AuditAction, bool]:
+        """Map one event.
+
+        :param kind: the envelope's ``kind``, used as the ``detail`` of an unmapped event.
+        :returns: ``(actor, action, mapped)``; ``mapped`` is false for an event no function
+            covers, which is returned as ``("system", Other(detail=kind))``.
+        :raises: whatever the mapping function raises (the audit consumer records that as
+            ``Other(detail="mapping_failed:...")``).
+        """
+        info = self._resolved.get(type(event))
+        if info is None:
+            info = self._resolve(type(event))
+        if info.fn is None:
+            return "system", Other(detail=kind), False
+        actor, action = info.fn(event)
+        return actor, action, True
+
+    def resource(self, value: object) -> str:
+        """The stored form of ``value`` (an event, or any part of one such as tool arguments).
+
+        :returns: its canonical JSON (sorted keys), redacted, cut to ``max_resource_bytes``
+            with a ``…[truncated N bytes]`` marker; ``"<unencodable: reason>"`` (also bounded)
+            if ``value`` cannot be encoded as JSON.
+        :raises: whatever the redactor raises, or :exc:`TypeError` if it returns something
+            that cannot be encoded.
+
+        The default redactor costs one regular-expression scan of the encoded bytes for an
+        event with no secret-looking text in it, and a full walk of the event otherwise.
+        """
+        try:
+            raw = canonical_json(value)
+        except _ENCODE_ERRORS as exc:
+            return bound_text(f"<unencodable: {exc}>".encode(), self._limit)
+        redact = self._redact
+        if redact is redact_secrets:
+            if maybe_secret(raw) is not None:
+                raw = canonical_json(redact_secrets(msgspec.to_builtins(value)))
+        elif redact is not None:
+            raw = canonical_json(redact(msgspec.to_builtins(value)))
+        return bound_text(raw, self._limit)
+
+    def args_json(self, raw: str) -> str:
+        """What ``ToolCall.args_json`` stores for a tool call's raw JSON arguments.
+
+        :returns: the arguments parsed, redacted and re-encoded like :meth:`resource`; text
+            that is not JSON is stored bounded as it is, unless it contains anything
+            secret-looking, in which case it is replaced by ``"[REDACTED] (unparsable
+            arguments, N bytes)"`` (keys cannot be told from values in it).
+        :raises: whatever the redactor raises.
+        """
+        data = raw.encode()
+        try:
+            value = msgspec.json.decode(data)
+        except msgspec.DecodeError:
+            if self._redact is not None and maybe_secret(data) is not None:
+                return f"{REDACTED} (unparsable arguments, {len(data)} bytes)"
+            return bound_text(data, self._limit)
+        return self.resource(value)
+
+    def category_of(self, event_type: type) -> tuple[str | None, str | None]:
+        """``(category, primitive)`` labels of an event class, or ``(None, None)``."""
+        info = self._resolved.get(event_type)
+        if info is None:
+            info = self._resolve(event_type)
+        return info.category, info.primitive

@@ -1,0 +1,264 @@
+"""The export sink: one JSON entry per line, with an anchor file beside it."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import deque
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Final
+
+import msgspec
+import structlog
+from anyio import BrokenResourceError, ClosedResourceError
+
+from .._entry import AuditEntry
+from ._base import check_store, decode_entry, encode_entry
+
+__all__ = ["JsonlContents", "JsonlSink", "read_jsonl", "verify_jsonl"]
+
+_log = structlog.get_logger("audit.sinks")
+
+_CHUNK: Final = 1 << 16
+
+
+class _Anchor(msgspec.Struct, frozen=True):
+    first_seq: int
+    first_prev_hash: str
+    last_seq: int
+    last_hash: str
+
+
+_encode_anchor = msgspec.json.Encoder().encode
+_decode_anchor = msgspec.json.Decoder(_Anchor).decode
+
+
+def anchor_path(path: str) -> str:
+    """The anchor file kept beside a JSONL store."""
+    return path + ".anchor"
+
+
+def _read_anchor(path: str) -> _Anchor | None:
+    try:
+        with open(anchor_path(path), "rb") as f:
+            return _decode_anchor(f.read())
+    except FileNotFoundError:
+        return None
+
+
+def _torn_tail_start(fd: int, size: int) -> int:
+    """The offset just after the last ``\\n`` of the file (``size`` if it ends with one)."""
+    end = size
+    while end > 0:
+        start = max(0, end - _CHUNK)
+        chunk = os.pread(fd, end - start, start)
+        i = chunk.rfind(b"\n")
+        if i >= 0:
+            return start + i + 1
+        end = start
+    return 0
+
+
+@dataclass(frozen=True, slots=True)
+class JsonlContents:
+    """What :func:`read_jsonl` found in a JSONL store.
+
+    Attributes:
+        entries: The complete entries, oldest first.
+        torn_tail: The number of bytes after the last newline: a line whose write was cut
+            short (0 when the file ends cleanly). Those bytes are never decoded or merged.
+    """
+
+    entries: list[AuditEntry]
+    torn_tail: int
+
+
+def _complete_lines(path: str) -> tuple[Iterator[bytes], list[int]]:
+    """Iterate over the complete lines; the list gets the torn tail's length at the end."""
+    torn = [0]
+
+    def lines() -> Iterator[bytes]:
+        with open(path, "rb") as f:
+            for line in f:
+                if not line.endswith(b"\n"):
+                    torn[0] = len(line)
+                    _log.warning("audit_jsonl_torn_tail", path=path, torn_bytes=len(line))
+                    return
+                yield line
+
+    return lines(), torn
+
+
+def read_jsonl(path: str | os.PathLike[str]) -> JsonlContents:
+    """Read every entry of a JSONL store.
+
+    :returns: the complete entries and the size of a torn final line, if any (which is
+        reported, also as a structlog warning ``audit_jsonl_torn_tail``, never decoded).
+    :raises msgspec.DecodeError, msgspec.ValidationError: for a complete line that is not an
+        entry; the message names the line number.
+    :raises FileNotFoundError: if there is no such file.
+    """
+    lines, torn = _complete_lines(os.fspath(path))
+    entries = []
+    for number, line in enumerate(lines, 1):
+        try:
+            entries.append(decode_entry(line))
+        except msgspec.ValidationError as exc:
+            raise msgspec.ValidationError(f"line {number}: {exc}") from None
+        except msgspec.DecodeError as exc:
+            raise msgspec.DecodeError(f"line {number}: {exc}") from None
+    return JsonlContents(entries, torn[0])
+
+
+class JsonlSink:
+    """Audit entries as JSON Lines, for export: one compact entry per line, ``\\n`` only.
+
+    :param path: the file, created if missing, appended to otherwise.
+    :raises OSError: if the file cannot be opened.
+
+    Each :meth:`write` appends its batch with one ``write`` and an ``fsync``, then replaces
+    the anchor file ``<path>.anchor`` (first and last seq and hash) atomically. The anchor is
+    what lets :func:`verify_sink` tell a cut file from a short one.
+
+    A final line without its newline is a write that was cut short (a crash, a full disk): it
+    was never acknowledged. Opening the sink cuts such a torn tail off, so that new lines can
+    never merge with it, logs ``audit_jsonl_torn_tail`` and reports its size in
+    :attr:`torn_tail`; :func:`read_jsonl` reports it without touching the file.
+
+    A failed write breaks the sink: further writes raise :exc:`anyio.BrokenResourceError`.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self._path = os.fspath(path)
+        self._lock = threading.Lock()
+        self._failed: BaseException | None = None
+        self._closed = False
+        fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            size = os.fstat(fd).st_size
+            keep = _torn_tail_start(fd, size)
+            self.torn_tail = size - keep
+            if self.torn_tail:
+                _log.warning(
+                    "audit_jsonl_torn_tail", path=self._path, torn_bytes=self.torn_tail, cut=True
+                )
+                os.ftruncate(fd, keep)
+                os.fsync(fd)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+        self._anchor = _read_anchor(self._path)
+
+    def __repr__(self) -> str:
+        return f"<JsonlSink {self._path!r}{' failed' if self._failed else ''}>"
+
+    @property
+    def path(self) -> str:
+        """The JSONL file."""
+        return self._path
+
+    def write(self, entries: Sequence[AuditEntry]) -> None:
+        """Append ``entries``, fsync, then advance the anchor file.
+
+        :raises anyio.BrokenResourceError: if an earlier write failed.
+        :raises anyio.ClosedResourceError: if the sink is closed.
+        :raises OSError: if this write or its fsync fails (the file may then end with a torn
+            line, which readers detect); the sink is broken from then on.
+        """
+        if not entries:
+            return
+        data = b"".join([encode_entry(e) + b"\n" for e in entries])
+        with self._lock:
+            if self._closed:
+                raise ClosedResourceError
+            if self._failed is not None:
+                raise BrokenResourceError(
+                    f"the sink at {self._path!r} failed earlier and accepts no more writes"
+                ) from self._failed
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(self._fd, view) :]
+                os.fsync(self._fd)
+                first = entries[0]
+                old = self._anchor
+                anchor = _Anchor(
+                    old.first_seq if old else first.seq,
+                    old.first_prev_hash if old else first.prev_hash,
+                    entries[-1].seq,
+                    entries[-1].hash,
+                )
+                tmp = anchor_path(self._path) + ".tmp"
+                with open(tmp, "wb") as f:
+                    f.write(_encode_anchor(anchor))
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp, anchor_path(self._path))
+                self._anchor = anchor
+            except BaseException as exc:
+                self._failed = exc
+                _log.error("audit_sink_write_failed", path=self._path, error=repr(exc))
+                raise
+
+    def load_tail(self, n: int) -> list[AuditEntry]:
+        """The newest ``n`` complete entries, oldest first.
+
+        :raises ValueError: if ``n`` is negative.
+        :raises msgspec.DecodeError, msgspec.ValidationError: if one of them is not an entry.
+        """
+        if n < 0:
+            raise ValueError(f"n must be >= 0, got {n}")
+        with self._lock:
+            lines, _ = _complete_lines(self._path)
+            tail = deque(lines, maxlen=n) if n else deque[bytes]()
+        return [decode_entry(line) for line in tail]
+
+    def close(self) -> None:
+        """Close the file (idempotent); writes then raise :exc:`anyio.ClosedResourceError`."""
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                os.close(self._fd)
+
+    def __enter__(self) -> JsonlSink:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def verify_jsonl(path: str) -> int | None:
+    """Verify a JSONL audit store end to end (see :func:`~audit.sinks.verify_sink`)."""
+    lines, torn = _complete_lines(path)
+    broken = [False]
+
+    def entries() -> Iterator[AuditEntry]:
+        for line in lines:
+            try:
+                entry = decode_entry(line)
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                broken[0] = True
+                return
+            yield entry
+
+    anchor = _read_anchor(path)
+    bad, newest = check_store(
+        entries(),
+        first=None if anchor is None else (anchor.first_seq, anchor.first_prev_hash),
+        last=None if anchor is None else (anchor.last_seq, anchor.last_hash),
+    )
+    if bad is not None:
+        return bad
+    if broken[0] or torn[0]:
+        if newest is not None:
+            return newest.seq + 1
+        return 1 if anchor is None else anchor.first_seq
+    return None

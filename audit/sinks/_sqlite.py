@@ -1,0 +1,302 @@
+"""The embedded default sink: one SQLite table, WAL, ``synchronous=FULL``."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import sqlite3
+import threading
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Any, Final
+
+import structlog
+from anyio import BrokenResourceError, ClosedResourceError
+
+from .._entry import AuditEntry
+from ._base import check_store, decode_action, encode_action
+
+__all__ = ["SqliteSink", "verify_sqlite"]
+
+_log = structlog.get_logger("audit.sinks")
+
+SQLITE_MAGIC: Final = b"SQLite format 3\x00"
+_SCHEMA_VERSION: Final = 1
+_COLUMNS: Final = (
+    "seq, ts_ns, recorded_ns, actor, action_type, action, resource, event_seq, event_id, "
+    "kind, category, primitive, correlation_id, causation_id, prev_hash, hash"
+)
+_SCHEMA: Final = (
+    """
+    CREATE TABLE IF NOT EXISTS audit_entries (
+        seq INTEGER PRIMARY KEY,
+        ts_ns INTEGER NOT NULL,
+        recorded_ns INTEGER NOT NULL,
+        actor TEXT NOT NULL,
+        action_type TEXT NOT NULL,
+        action TEXT NOT NULL,
+        resource TEXT NOT NULL,
+        event_seq INTEGER,
+        event_id TEXT,
+        kind TEXT NOT NULL,
+        category TEXT,
+        primitive TEXT,
+        correlation_id TEXT,
+        causation_id TEXT,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL
+    )
+    """,
+    "CREATE INDEX IF NOT EXISTS audit_entries_actor ON audit_entries (actor, seq)",
+    "CREATE INDEX IF NOT EXISTS audit_entries_kind ON audit_entries (kind, seq)",
+    "CREATE INDEX IF NOT EXISTS audit_entries_ts ON audit_entries (ts_ns)",
+    "CREATE TABLE IF NOT EXISTS audit_meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID",
+)
+_INSERT: Final = f"INSERT INTO audit_entries ({_COLUMNS}) VALUES ({', '.join('?' * 16)})"
+_SET_META: Final = (
+    "INSERT INTO audit_meta (key, value) VALUES (?, ?) "
+    "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+)
+
+
+def _row(e: AuditEntry) -> tuple[Any, ...]:
+    action = e.action
+    return (
+        e.seq,
+        e.ts_ns,
+        e.recorded_ns,
+        e.actor,
+        type(action).__struct_config__.tag,
+        encode_action(action).decode(),
+        e.resource,
+        e.event_seq,
+        e.event_id,
+        e.kind,
+        e.category,
+        e.primitive,
+        e.correlation_id,
+        e.causation_id,
+        e.prev_hash,
+        e.hash,
+    )
+
+
+def _entry(row: tuple[Any, ...]) -> AuditEntry:
+    return AuditEntry(
+        row[0],
+        row[1],
+        row[2],
+        row[3],
+        decode_action(row[5]),
+        row[6],
+        row[7],
+        row[8],
+        row[9],
+        row[10],
+        row[11],
+        row[12],
+        row[13],
+        row[14],
+        row[15],
+    )
+
+
+class SqliteSink:
+    """Audit entries in a SQLite database: the embedded, queryable default sink.
+
+    :param path: the database file (created if missing, with its ``-wal`` and ``-shm``
+        companions).
+    :raises sqlite3.Error: if the file cannot be opened or is not an audit store.
+
+    One row per entry in ``audit_entries``, ``seq`` as ``INTEGER PRIMARY KEY``, the action as
+    its tagged JSON plus an ``action_type`` column, both hash columns, and indexes on actor,
+    kind and time. The table ``audit_meta`` is the store's own anchor: ``first_seq``,
+    ``first_prev_hash``, ``last_seq`` and ``last_hash``, updated in the same transaction as
+    each batch, so :func:`verify_sink` can tell a cut tail from a short store.
+
+    Durability: ``journal_mode=WAL`` and ``synchronous=FULL``; each :meth:`write` is one
+    transaction, committed (and synced) before it returns. A failed write rolls back, leaves
+    what was committed intact, and breaks the sink: further writes raise
+    :exc:`anyio.BrokenResourceError` rather than retrying on a store that just failed.
+
+    It holds one connection shared by the threads that call it, serialised by a lock. Use it
+    as a context manager or call :meth:`close`; the audit consumer never closes a sink it was
+    given.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self._path = os.fspath(path)
+        self._lock = threading.Lock()
+        self._failed: BaseException | None = None
+        self._closed = False
+        conn = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("BEGIN IMMEDIATE")
+            for statement in _SCHEMA:
+                conn.execute(statement)
+            conn.execute(
+                "INSERT OR IGNORE INTO audit_meta (key, value) VALUES ('schema_version', ?)",
+                (_SCHEMA_VERSION,),
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+
+    def __repr__(self) -> str:
+        return f"<SqliteSink {self._path!r}{' failed' if self._failed else ''}>"
+
+    @property
+    def path(self) -> str:
+        """The database file."""
+        return self._path
+
+    def write(self, entries: Sequence[AuditEntry]) -> None:
+        """Insert ``entries`` and advance the anchor in one synced transaction.
+
+        :raises anyio.BrokenResourceError: if an earlier write failed.
+        :raises anyio.ClosedResourceError: if the sink is closed.
+        :raises sqlite3.Error: if this write fails (disk full, I/O error, a duplicate seq);
+            it is rolled back and the sink is broken from then on.
+        """
+        if not entries:
+            return
+        with self._lock:
+            self._check_usable()
+            conn = self._conn
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                conn.executemany(_INSERT, [_row(e) for e in entries])
+                first, last = entries[0], entries[-1]
+                conn.execute(
+                    "INSERT OR IGNORE INTO audit_meta (key, value) "
+                    "VALUES ('first_seq', ?), ('first_prev_hash', ?)",
+                    (first.seq, first.prev_hash),
+                )
+                conn.executemany(_SET_META, (("last_seq", last.seq), ("last_hash", last.hash)))
+                conn.execute("COMMIT")
+            except BaseException as exc:
+                self._failed = exc
+                try:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
+                _log.error("audit_sink_write_failed", path=self._path, error=repr(exc))
+                raise
+
+    def _check_usable(self) -> None:
+        if self._closed:
+            raise ClosedResourceError
+        if self._failed is not None:
+            raise BrokenResourceError(
+                f"the sink at {self._path!r} failed earlier and accepts no more writes"
+            ) from self._failed
+
+    def load_tail(self, n: int) -> list[AuditEntry]:
+        """The newest ``n`` entries, oldest first.
+
+        :raises ValueError: if ``n`` is negative.
+        :raises anyio.ClosedResourceError: if the sink is closed.
+        """
+        if n < 0:
+            raise ValueError(f"n must be >= 0, got {n}")
+        with self._lock:
+            if self._closed:
+                raise ClosedResourceError
+            rows = self._conn.execute(
+                f"SELECT {_COLUMNS} FROM audit_entries ORDER BY seq DESC LIMIT ?", (n,)
+            ).fetchall()
+        rows.reverse()
+        return [_entry(r) for r in rows]
+
+    def query(
+        self,
+        *,
+        actor: str | None = None,
+        kind: str | None = None,
+        action_type: str | None = None,
+        since_seq: int | None = None,
+        until_seq: int | None = None,
+        since_ns: int | None = None,
+        until_ns: int | None = None,
+        limit: int | None = None,
+    ) -> list[AuditEntry]:
+        """Committed entries matching every given filter, oldest first.
+
+        :param action_type: the action's tag (``"ToolCall"``, ``"EventsDropped"``, ...).
+        :param since_seq: ``seq >= since_seq``; ``until_seq``: ``seq < until_seq``.
+        :param since_ns: ``ts_ns >= since_ns``; ``until_ns``: ``ts_ns < until_ns``.
+        :param limit: at most this many (the oldest that match).
+        :raises anyio.ClosedResourceError: if the sink is closed.
+        """
+        clauses: list[str] = []
+        params: list[Any] = []
+        for column, op, value in (
+            ("actor", "=", actor),
+            ("kind", "=", kind),
+            ("action_type", "=", action_type),
+            ("seq", ">=", since_seq),
+            ("seq", "<", until_seq),
+            ("ts_ns", ">=", since_ns),
+            ("ts_ns", "<", until_ns),
+        ):
+            if value is not None:
+                clauses.append(f"{column} {op} ?")
+                params.append(value)
+        sql = f"SELECT {_COLUMNS} FROM audit_entries"
+        if clauses:
+            sql += " WHERE " + " AND ".join(clauses)
+        sql += " ORDER BY seq"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        with self._lock:
+            if self._closed:
+                raise ClosedResourceError
+            rows = self._conn.execute(sql, params).fetchall()
+        return [_entry(r) for r in rows]
+
+    def close(self) -> None:
+        """Close the connection (idempotent). Reads and writes then raise
+        :exc:`anyio.ClosedResourceError`."""
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._conn.close()
+
+    def __enter__(self) -> SqliteSink:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def verify_sqlite(path: str) -> int | None:
+    """Verify a SQLite audit store end to end (see :func:`~audit.sinks.verify_sink`)."""
+    conn = sqlite3.connect(pathlib.Path(path).absolute().as_uri() + "?mode=ro", uri=True)
+    try:
+        meta = dict(conn.execute("SELECT key, value FROM audit_meta").fetchall())
+        if "last_seq" not in meta:
+            # Nothing acknowledged: intact only if there are no rows either.
+            (oldest,) = conn.execute("SELECT min(seq) FROM audit_entries").fetchone()
+            return None if oldest is None else int(oldest)
+        first_seq = int(meta["first_seq"])
+        last_seq = int(meta["last_seq"])
+        rows = conn.execute(f"SELECT {_COLUMNS} FROM audit_entries ORDER BY seq")
+        bad, _ = check_store(
+            (_entry(r) for r in rows),
+            first=(first_seq, str(meta["first_prev_hash"])),
+            last=(last_seq, str(meta["last_hash"])),
+        )
+        return bad
+    finally:
+        conn.close()

@@ -1,0 +1,566 @@
+"""Durable sinks: SQLite and JSONL, verify_sink, restore/resume, and sink faults."""
+
+from __future__ import annotations
+
+import errno
+import os
+import sqlite3
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import anyio
+import msgspec
+import pytest
+from structlog.testing import capture_logs
+
+from audit import (
+    AuditEntry,
+    AuditMapper,
+    AuditTrail,
+    EventsDropped,
+    Other,
+    attach_audit_trail,
+)
+from audit.sinks import AuditSink, JsonlSink, SqliteSink, read_jsonl, verify_sink
+from eventbus import EventBus
+from eventbus.events import Category, KernelEvent
+
+pytestmark = pytest.mark.anyio
+
+
+class Ping(KernelEvent, tag="ping", frozen=True, kw_only=True):
+    category: ClassVar[Category] = Category.IPC
+    n: int
+
+
+def pinger() -> AuditMapper:
+    mapper = AuditMapper()
+    mapper.register(Ping, lambda e: (f"pinger-{e.n % 2}", Other(detail=f"ping:{e.n}")))
+    return mapper
+
+
+def trail_of(n: int, capacity: int = 1000) -> AuditTrail:
+    trail = AuditTrail(capacity)
+    for i in range(n):
+        trail.append(f"actor-{i % 2}", Other(detail=f"d{i}"), f"r{i}", ts_ns=1000 + i, kind="k")
+    return trail
+
+
+class MemorySink:
+    """An in-memory sink that fails on chosen calls, recording every call."""
+
+    def __init__(self, fail_on: int | None = None) -> None:
+        self.entries: list[AuditEntry] = []
+        self.calls = 0
+        self.fail_on = fail_on
+
+    def write(self, entries: Sequence[AuditEntry]) -> None:
+        self.calls += 1
+        if self.calls == self.fail_on:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        self.entries.extend(entries)
+
+    def load_tail(self, n: int) -> list[AuditEntry]:
+        return self.entries[-n:] if n else []
+
+    def close(self) -> None:
+        pass
+
+
+def test_memory_sink_satisfies_the_protocol(tmp_path: Path) -> None:
+    assert isinstance(MemorySink(), AuditSink)
+    with SqliteSink(tmp_path / "a.db") as s, JsonlSink(tmp_path / "a.jsonl") as j:
+        assert isinstance(s, AuditSink)
+        assert isinstance(j, AuditSink)
+
+
+# -- SQLite ------------------------------------------------------------------------------------
+
+
+def test_sqlite_stores_and_reloads_entries_exactly(tmp_path: Path) -> None:
+    trail = trail_of(20)
+    trail.append("system", EventsDropped(count=3, first_seq=4, last_seq=6))
+    with SqliteSink(tmp_path / "audit.db") as sink:
+        entries = trail.entries()
+        sink.write(entries[:10])
+        sink.write(entries[10:])
+        assert sink.load_tail(1000) == entries
+        assert sink.load_tail(3) == entries[-3:]
+        assert sink.load_tail(0) == []
+    assert verify_sink(tmp_path / "audit.db") is None
+
+
+def test_sqlite_uses_wal_and_full_sync(tmp_path: Path) -> None:
+    with SqliteSink(tmp_path / "audit.db") as sink:
+        assert sink._conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        assert sink._conn.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL
+
+
+def test_sqlite_is_queryable(tmp_path: Path) -> None:
+    trail = trail_of(10)
+    trail.append("system", EventsDropped(count=1, first_seq=1, last_seq=1), kind="gap", ts_ns=9)
+    with SqliteSink(tmp_path / "audit.db") as sink:
+        sink.write(trail.entries())
+        assert [e.seq for e in sink.query(actor="actor-1")] == [2, 4, 6, 8, 10]
+        assert [e.seq for e in sink.query(kind="gap")] == [11]
+        assert [e.seq for e in sink.query(action_type="EventsDropped")] == [11]
+        assert [e.seq for e in sink.query(since_seq=8)] == [8, 9, 10, 11]
+        assert [e.seq for e in sink.query(since_seq=2, until_seq=4)] == [2, 3]
+        assert [e.seq for e in sink.query(since_ns=1003, until_ns=1005)] == [4, 5]
+        assert [e.seq for e in sink.query(actor="actor-0", limit=2)] == [1, 3]
+
+
+def test_sqlite_refuses_a_duplicate_seq_and_breaks(tmp_path: Path) -> None:
+    trail = trail_of(3)
+    with SqliteSink(tmp_path / "audit.db") as sink:
+        sink.write(trail.entries())
+        with pytest.raises(sqlite3.IntegrityError):
+            sink.write(trail.entries()[2:])
+        with pytest.raises(anyio.BrokenResourceError, match=r"failed earlier"):
+            sink.write(trail_of(5).entries()[4:])
+        assert sink.load_tail(10) == trail.entries()
+
+
+def test_a_closed_sink_refuses_use(tmp_path: Path) -> None:
+    sink = SqliteSink(tmp_path / "audit.db")
+    sink.close()
+    sink.close()
+    with pytest.raises(anyio.ClosedResourceError):
+        sink.write(trail_of(1).entries())
+    with pytest.raises(anyio.ClosedResourceError):
+        sink.load_tail(1)
+
+
+def test_sqlite_disk_full_keeps_what_was_committed(tmp_path: Path) -> None:
+    path = tmp_path / "audit.db"
+    big = AuditTrail()
+    for i in range(400):
+        big.append("a", Other(detail="x"), "y" * 2000, ts_ns=i)
+    entries = big.entries()
+    with SqliteSink(path) as sink:
+        sink.write(entries[:10])
+        pages = sink._conn.execute("PRAGMA page_count").fetchone()[0]
+        sink._conn.execute(f"PRAGMA max_page_count={pages + 5}")  # a nearly full disk
+        with pytest.raises(sqlite3.OperationalError, match="full"):
+            sink.write(entries[10:])
+        with pytest.raises(anyio.BrokenResourceError):
+            sink.write(entries[10:11])
+        assert sink.load_tail(1000) == entries[:10]
+    assert verify_sink(path) is None
+
+
+def _sqlite(path: Path, sql: str, *params: Any) -> None:
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute(sql, params)
+    conn.close()
+
+
+@pytest.mark.parametrize(
+    ("edit", "bad"),
+    [
+        ("UPDATE audit_entries SET actor = 'mallory' WHERE seq = 5", 5),
+        ("UPDATE audit_entries SET resource = 'x' WHERE seq = 1", 1),
+        ("DELETE FROM audit_entries WHERE seq = 7", 7),
+        ("DELETE FROM audit_entries WHERE seq >= 9", 9),
+        ("DELETE FROM audit_entries WHERE seq = 1", 1),
+        ("UPDATE audit_meta SET value = 'f' || value WHERE key = 'last_hash'", 12),
+    ],
+)
+def test_verify_sink_finds_the_first_bad_seq_in_sqlite(
+    tmp_path: Path, edit: str, bad: int
+) -> None:
+    path = tmp_path / "audit.db"
+    with SqliteSink(path) as sink:
+        sink.write(trail_of(12).entries())
+    _sqlite(path, edit)
+    assert verify_sink(path) == bad
+
+
+def test_verify_sink_finds_two_swapped_sqlite_rows(tmp_path: Path) -> None:
+    path = tmp_path / "audit.db"
+    with SqliteSink(path) as sink:
+        sink.write(trail_of(8).entries())
+    _sqlite(path, "UPDATE audit_entries SET seq = -3 WHERE seq = 3")
+    _sqlite(path, "UPDATE audit_entries SET seq = 3 WHERE seq = 4")
+    _sqlite(path, "UPDATE audit_entries SET seq = 4 WHERE seq = -3")
+    assert verify_sink(path) == 3
+
+
+def test_an_empty_sqlite_store_is_intact(tmp_path: Path) -> None:
+    SqliteSink(tmp_path / "audit.db").close()
+    assert verify_sink(tmp_path / "audit.db") is None
+
+
+# -- JSONL -------------------------------------------------------------------------------------
+
+
+def test_jsonl_writes_one_entry_per_line(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    entries = trail_of(5).entries()
+    with JsonlSink(path) as sink:
+        sink.write(entries[:2])
+        sink.write(entries[2:])
+        assert sink.load_tail(2) == entries[3:]
+    data = path.read_bytes()
+    assert data.count(b"\n") == 5
+    assert b"\r" not in data
+    assert [msgspec.json.decode(line, type=AuditEntry) for line in data.splitlines()] == entries
+    assert read_jsonl(path).entries == entries
+    assert read_jsonl(path).torn_tail == 0
+    assert verify_sink(path) is None
+
+
+def test_a_torn_final_line_is_reported_on_read_never_merged(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    trail = trail_of(6)
+    entries = trail.entries()
+    with JsonlSink(path) as sink:
+        sink.write(entries[:4])
+    with open(path, "ab") as f:
+        f.write(msgspec.json.encode(entries[4])[:30])  # a crash mid-line
+    with capture_logs() as logs:
+        contents = read_jsonl(path)
+    assert contents.entries == entries[:4]
+    assert contents.torn_tail == 30
+    assert [log["event"] for log in logs] == ["audit_jsonl_torn_tail"]
+    assert verify_sink(path) == 5
+
+    with capture_logs() as logs, JsonlSink(path) as sink:  # reopening cuts the torn tail off
+        assert sink.torn_tail == 30
+        sink.write(entries[4:])
+    assert logs[0]["event"] == "audit_jsonl_torn_tail"
+    assert read_jsonl(path).entries == entries
+    assert verify_sink(path) is None
+
+
+def test_a_corrupt_middle_line_is_an_error_on_read(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    with JsonlSink(path) as sink:
+        sink.write(trail_of(4).entries())
+    lines = path.read_bytes().splitlines(keepends=True)
+    lines[1] = b"{not json}\n"
+    path.write_bytes(b"".join(lines))
+    with pytest.raises(msgspec.DecodeError, match=r"^line 2: "):
+        read_jsonl(path)
+    assert verify_sink(path) == 2
+
+
+@pytest.mark.parametrize(
+    ("edit", "bad"),
+    [("tamper", 3), ("drop", 3), ("swap", 3), ("cut_tail", 6), ("drop_head", 1)],
+)
+def test_verify_sink_finds_the_first_bad_seq_in_jsonl(tmp_path: Path, edit: str, bad: int) -> None:
+    path = tmp_path / "audit.jsonl"
+    with JsonlSink(path) as sink:
+        sink.write(trail_of(8).entries())
+    lines = path.read_bytes().splitlines(keepends=True)
+    if edit == "tamper":
+        lines[2] = lines[2].replace(b"actor-0", b"mallory")
+    elif edit == "drop":
+        del lines[2]
+    elif edit == "swap":
+        lines[2], lines[3] = lines[3], lines[2]
+    elif edit == "cut_tail":
+        del lines[5:]
+    else:
+        del lines[0]
+    path.write_bytes(b"".join(lines))
+    assert verify_sink(path) == bad
+
+
+def test_jsonl_fsync_failure_breaks_the_sink_and_keeps_what_was_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "audit.jsonl"
+    entries = trail_of(6).entries()
+    with JsonlSink(path) as sink:
+        sink.write(entries[:3])
+
+        def broken_fsync(fd: int) -> None:
+            raise OSError(errno.EIO, "Input/output error")
+
+        monkeypatch.setattr(os, "fsync", broken_fsync)
+        with pytest.raises(OSError, match="Input/output error"):
+            sink.write(entries[3:5])
+        monkeypatch.undo()
+        with pytest.raises(anyio.BrokenResourceError):
+            sink.write(entries[5:])
+    assert read_jsonl(path).entries[:3] == entries[:3]
+    assert verify_sink(path) is None  # unsynced lines still chain; the anchor stayed at 3
+
+
+# -- the consumer with a sink ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["queued", "lossless", "inline"])
+async def test_flush_waits_until_the_sink_has_the_entries(tmp_path: Path, mode: str) -> None:
+    path = tmp_path / "audit.db"
+    trail = AuditTrail()
+    with SqliteSink(path) as sink:
+        async with (
+            EventBus() as bus,
+            attach_audit_trail(
+                bus,
+                trail,
+                mapper=pinger(),
+                sink=sink,
+                mode=mode,
+                sink_batch_size=64,  # type: ignore[arg-type]
+            ) as auditor,
+        ):
+            for i in range(500):
+                bus.publish(Ping(n=i)) if mode != "lossless" else await bus.apublish(Ping(n=i))
+            await auditor.flush()
+            assert sink.load_tail(1000) == trail.entries()
+        assert auditor.statistics().sink_written == 500
+    assert verify_sink(path) is None
+
+
+async def test_leaving_the_block_writes_what_is_pending(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    trail = AuditTrail()
+    with JsonlSink(path) as sink:
+        async with EventBus() as bus, attach_audit_trail(bus, trail, mapper=pinger(), sink=sink):
+            for i in range(300):
+                bus.publish(Ping(n=i))
+    assert read_jsonl(path).entries == trail.entries()
+    assert len(trail) == 300
+
+
+class GatedSink(MemorySink):
+    """A sink whose writes block until the test opens the gate."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = threading.Event()
+
+    def write(self, entries: Sequence[AuditEntry]) -> None:
+        assert self.gate.wait(10)
+        super().write(entries)
+
+
+async def test_a_slow_sink_pushes_back_on_the_consumer_not_on_publishers() -> None:
+    sink = GatedSink()
+    trail = AuditTrail()
+    async with (
+        EventBus() as bus,
+        attach_audit_trail(
+            bus,
+            trail,
+            mapper=pinger(),
+            sink=sink,
+            max_buffer_size=4,
+            sink_batch_size=2,
+            sink_buffer_size=4,
+        ) as auditor,
+    ):
+        for i in range(4):
+            bus.publish(Ping(n=i))
+        await anyio.wait_all_tasks_blocked()  # the writer is blocked on a batch of 2
+        for i in range(4, 8):
+            bus.publish(Ping(n=i))
+        await anyio.wait_all_tasks_blocked()  # the consumer waits: 4 entries pending
+        assert len(trail) == 4
+        for i in range(8, 20):
+            bus.publish(Ping(n=i))  # never blocks; the subscription drops instead
+        sink.gate.set()
+        await auditor.flush()
+    assert sink.entries == trail.entries()
+    drops = [e.action for e in trail if isinstance(e.action, EventsDropped)]
+    assert drops
+    assert auditor.statistics().seen + trail.statistics().dropped == 20
+
+
+async def test_inline_counts_entries_a_full_sink_buffer_cannot_take() -> None:
+    sink = MemorySink()
+    trail = AuditTrail()
+    with capture_logs() as logs:
+        async with (
+            EventBus() as bus,
+            attach_audit_trail(
+                bus, trail, mapper=pinger(), sink=sink, mode="inline", sink_buffer_size=10
+            ) as auditor,
+        ):
+            for i in range(100):
+                bus.publish(Ping(n=i))  # no checkpoint: the writer cannot run
+            await auditor.flush()
+    assert len(trail) == 100
+    assert auditor.statistics().sink_lost == 90
+    assert [e.seq for e in sink.entries] == list(range(1, 11))
+    assert [log["event"] for log in logs].count("audit_sink_overflow") == 1
+
+
+async def test_a_failing_sink_is_counted_and_not_written_again() -> None:
+    sink = MemorySink(fail_on=2)
+    trail = AuditTrail()
+    with capture_logs() as logs:
+        async with (
+            EventBus() as bus,
+            attach_audit_trail(
+                bus, trail, mapper=pinger(), sink=sink, on_sink_error="count", sink_batch_size=5
+            ) as auditor,
+        ):
+            for i in range(5):
+                bus.publish(Ping(n=i))
+            await auditor.flush()
+            for i in range(5, 20):
+                bus.publish(Ping(n=i))
+            await auditor.flush()
+            for i in range(20, 30):
+                bus.publish(Ping(n=i))
+            await auditor.flush()
+    stats = auditor.statistics()
+    assert (stats.sink_written, stats.sink_errors, stats.sink_lost) == (5, 1, 25)
+    assert sink.calls == 2
+    assert len(trail) == 30
+    failed = [log for log in logs if log["event"] == "audit_sink_failed"]
+    assert len(failed) == 1
+    assert failed[0]["log_level"] == "error"
+    assert "No space left on device" in failed[0]["error"]
+
+
+async def test_a_failing_sink_raises_out_of_the_block_by_default() -> None:
+    sink = MemorySink(fail_on=1)
+    trail = AuditTrail()
+
+    async def run() -> None:
+        async with (
+            EventBus() as bus,
+            attach_audit_trail(bus, trail, mapper=pinger(), sink=sink) as auditor,
+        ):
+            bus.publish(Ping(n=1))
+            await auditor.flush()
+            await anyio.sleep_forever()  # cancelled by the failure
+
+    with pytest.raises(ExceptionGroup) as caught:
+        await run()
+    matched, _ = caught.value.split(OSError)
+    assert matched is not None
+    assert sink.calls == 1
+
+
+# -- restore and resume ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("suffix", [".db", ".jsonl"])
+def test_restore_reloads_the_newest_entries_and_continues_the_chain(
+    tmp_path: Path, suffix: str
+) -> None:
+    path = tmp_path / f"audit{suffix}"
+    old = trail_of(50)
+    factory = SqliteSink if suffix == ".db" else JsonlSink
+    with factory(path) as sink:
+        sink.write(old.entries())
+    trail = AuditTrail(10)
+    with factory(path) as sink:
+        assert trail.restore(sink) == 10
+        assert [e.seq for e in trail] == list(range(41, 51))
+        assert trail.anchor == (40, old.entries()[39].hash)
+        assert trail.verify() is None
+        entry = trail.append("new", Other(detail="after restart"))
+        assert entry.seq == 51
+        assert entry.prev_hash == old.entries()[-1].hash
+        sink.write([entry])
+    stats = trail.statistics()
+    assert (stats.restored, stats.appended, stats.length) == (10, 1, 10)
+    assert verify_sink(path) is None
+
+
+def test_restore_keeps_entries_appended_before_it() -> None:
+    sink = MemorySink()
+    sink.write(trail_of(5).entries())
+    trail = AuditTrail()
+    early = trail.append("early", Other(detail="appended before restore"), ts_ns=7)
+    trail.restore(sink)
+    assert [e.seq for e in trail] == [1, 2, 3, 4, 5, 6]
+    last = trail.entries()[-1]
+    assert (last.actor, last.action, last.ts_ns, last.recorded_ns) == (
+        "early",
+        early.action,
+        7,
+        early.recorded_ns,
+    )
+    assert trail.verify() is None
+
+
+def test_restore_refuses_a_broken_chain() -> None:
+    sink = MemorySink()
+    entries = trail_of(5).entries()
+    entries[2] = msgspec.structs.replace(entries[2], actor="mallory")
+    sink.write(entries)
+    with pytest.raises(
+        ValueError, match=r"^the sink's entries are not an intact chain: first bad seq 3$"
+    ):
+        AuditTrail().restore(sink)
+
+
+def test_restore_refuses_a_trail_that_evicted() -> None:
+    sink = MemorySink()
+    sink.write(trail_of(2).entries())
+    trail = trail_of(3, capacity=2)
+    with pytest.raises(ValueError, match=r"^restore needs a trail that has not evicted"):
+        trail.restore(sink)
+
+
+async def test_resume_continues_seq_and_chain_across_a_restart(tmp_path: Path) -> None:
+    path = tmp_path / "audit.db"
+    with SqliteSink(path) as sink:
+        first = AuditTrail()
+        async with (
+            EventBus() as bus,
+            attach_audit_trail(bus, first, mapper=pinger(), sink=sink) as auditor,
+        ):
+            for i in range(30):
+                bus.publish(Ping(n=i))
+            await auditor.flush()
+    with SqliteSink(path) as sink:  # a new process
+        second = AuditTrail(capacity=20)
+        async with (
+            EventBus() as bus,
+            attach_audit_trail(bus, second, mapper=pinger(), sink=sink, resume=True) as auditor,
+        ):
+            for i in range(30, 40):
+                bus.publish(Ping(n=i))
+            await auditor.flush()
+        assert [e.seq for e in second] == list(range(21, 41))
+        assert second.verify() is None
+        assert sink.load_tail(40) == first.entries() + second.entries()[-10:]
+    assert verify_sink(path) is None
+
+
+async def test_cancelling_a_started_auditor_still_writes_what_was_published(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "audit.jsonl"
+    trail = AuditTrail()
+    with JsonlSink(path) as sink:
+        async with EventBus() as bus, anyio.create_task_group() as tg:
+            await tg.start(attach_audit_trail(bus, trail, mapper=pinger(), sink=sink))
+            for i in range(200):
+                bus.publish(Ping(n=i))
+            tg.cancel_scope.cancel()
+    assert len(trail) == 200
+    assert read_jsonl(path).entries == trail.entries()
+    assert verify_sink(path) is None
+
+
+def test_every_jsonl_line_validates_against_the_entry_schema(tmp_path: Path) -> None:
+    import jsonschema
+
+    from audit import entry_schema
+
+    trail = trail_of(3)
+    trail.append("system", EventsDropped(count=2, first_seq=1, last_seq=2), event_seq=None)
+    trail.append("a", Other(detail="x"), event_seq=4, event_id="e", category="mm", primitive="mm")
+    path = tmp_path / "audit.jsonl"
+    with JsonlSink(path) as sink:
+        sink.write(trail.entries())
+    validator = jsonschema.Draft202012Validator(entry_schema())
+    for line in path.read_bytes().splitlines():
+        validator.validate(msgspec.json.decode(line))
+    bad = msgspec.json.decode(path.read_bytes().splitlines()[0])
+    bad["action"] = {"type": "Nope"}
+    assert not validator.is_valid(bad)
