@@ -1013,17 +1013,8 @@ class NatsBridge(Generic[T]):
 
         :raises anyio.ClosedResourceError: if the local bus is closed.
         """
-        delay = 0.001
-        while True:
-            try:
-                self._bus.publish_envelope(envelope)
-            except WouldBlock:
-                # The bus offers no awaitable publish_envelope: poll with a capped backoff.
-                await anyio.sleep(delay)
-                delay = min(delay * 2, 0.05)
-                continue
-            self._c.imported += 1
-            return
+        await self._bus.apublish_envelope(envelope)
+        self._c.imported += 1
 
     def _bus_closed(self) -> None:
         n = self._c.bump("import_dropped")
