@@ -224,3 +224,25 @@ def test_audit_exports_exactly_the_pinned_names() -> None:
     for module in (audit, audit.sinks):
         for name in module.__all__:
             assert getattr(module, name) is not None
+
+
+BRIDGES_NATS_ALL = [
+    "MSG_ID_HEADER",
+    "ORIGIN_HEADER",
+    "BridgeStatistics",
+    "Codec",
+    "NatsBridge",
+    "json_codec",
+    "msgpack_codec",
+    "subject_for",
+]
+
+
+def test_eventbus_bridges_nats_exports_exactly_the_pinned_names() -> None:
+    import eventbus.bridges
+
+    nats_module = __import__("pytest").importorskip("eventbus.bridges.nats")
+    assert eventbus.bridges.__all__ == []
+    assert sorted(nats_module.__all__) == sorted(BRIDGES_NATS_ALL)
+    for name in BRIDGES_NATS_ALL:
+        assert getattr(nats_module, name) is not None
