@@ -63,10 +63,10 @@ field: ``max_msgs``, ``max_bytes``, ``max_age``, ``storage``, ``duplicate_window
   (a previous process died mid-batch, or the link dropped during a fetch) is recreated at its
   acknowledgement floor, so those messages come again at once and in order instead of after
   ``ack_wait``; the bridge skips the ones it had already delivered in this process. A durable
-  consumer therefore belongs to one bridge at a time. A message is acknowledged after it was delivered to
-  the local bus and, when ``ack_barrier`` is given, after ``await ack_barrier()`` returned for
-  its batch: pass the audit consumer's flush so a message is acknowledged only once its entry
-  is stored.
+  consumer therefore belongs to one bridge at a time. A message is acknowledged after it
+  was delivered to the local bus and, when ``ack_barrier`` is given, after
+  ``await ack_barrier()`` returned for its batch: pass the audit consumer's flush so a message
+  is acknowledged only once its entry is stored.
 
 Faults
 ------
