@@ -279,3 +279,25 @@ def test_eventbus_testing_exports_exactly_the_pinned_names() -> None:
     assert sorted(eventbus.testing.__all__) == sorted(TESTING_ALL)
     for name in eventbus.testing.__all__:
         assert getattr(eventbus.testing, name).__doc__, name
+
+
+BRIDGES_NATS_ALL = [
+    "MSG_ID_HEADER",
+    "ORIGIN_HEADER",
+    "BridgeStatistics",
+    "Codec",
+    "NatsBridge",
+    "json_codec",
+    "msgpack_codec",
+    "subject_for",
+]
+
+
+def test_eventbus_bridges_nats_exports_exactly_the_pinned_names() -> None:
+    import eventbus.bridges
+
+    nats_module = __import__("pytest").importorskip("eventbus.bridges.nats")
+    assert eventbus.bridges.__all__ == []
+    assert sorted(nats_module.__all__) == sorted(BRIDGES_NATS_ALL)
+    for name in BRIDGES_NATS_ALL:
+        assert getattr(nats_module, name) is not None

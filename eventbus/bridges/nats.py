@@ -1,0 +1,1141 @@
+"""A bridge between a local :class:`~eventbus.EventBus` and NATS (optionally JetStream).
+
+Install it with ``pip install 'kernel-eventbus[nats]'`` (client: ``nats-py``).
+
+.. code-block:: python
+
+    async with EventBus() as bus, NatsBridge(bus, "nats://127.0.0.1:4222") as bridge:
+        bus.publish(AgentStarted(...))      # also reaches every other bridged process
+        ...
+        print(bridge.statistics())
+
+Use it when several processes or machines must see each other's events, or feed one audit
+trail; inside one process the bus alone is faster and lossless where it must be.
+
+Export
+------
+The bridge subscribes to the local bus like any consumer: its own bounded queue
+(``max_buffer_size``, ``drop_oldest``), so a slow or disconnected link never slows the
+publisher, and every envelope it loses is counted as the subscription's lag
+(``statistics().export_lagged``, and the bus's ``subscription_lagged`` log line). It exports
+only envelopes published locally (``origin is None``): an envelope imported from another node
+is never sent again, which is what keeps three or more nodes free of echo loops.
+
+Each envelope is encoded with :mod:`eventbus.codec` (MessagePack by default, ``codec="json"``,
+or any :class:`Codec`) as ``Envelope[event_type]`` (``event_type`` defaults to
+``AnyKernelEvent``; pass ``MyEvent | AnyKernelEvent`` for custom events), with
+``origin`` set to this bridge's ``node_id``, and published to ``{prefix}.{category}.{kind}``,
+where ``category`` is the ``.value`` of the event class's ``category`` class attribute (the
+catalogue's ``Category`` enum), or ``"other"`` for classes without one. Headers:
+``Nats-Msg-Id`` is the ``event_id`` (JetStream drops a retried duplicate within its duplicate
+window) and ``Eventbus-Origin`` the node id.
+
+Import
+------
+The bridge subscribes to ``{prefix}.>`` (or to the given ``kinds``), decodes each message and
+delivers it with :meth:`EventBus.publish_envelope <eventbus.EventBus.publish_envelope>`: the
+envelope keeps the remote ``event_id``, ``ts_ns``, ``kind``, correlation and causation ids and
+its ``origin`` (the remote node id); only ``seq`` is the local bus's. Messages whose origin is
+this bridge's ``node_id`` are skipped (counted as ``import_echoes``). When a local ``block``
+subscription is full, the import waits for room rather than dropping.
+
+A malformed message (it does not decode) is counted, logged (``nats_message_malformed``) and
+skipped; a message larger than ``max_message_bytes`` is rejected before decoding (counted,
+``nats_message_oversized`` with its size and the limit). The bridge keeps running. These log
+lines are throttled: the 1st, 2nd, 4th, 8th, ... occurrence of each is logged, with the count.
+
+JetStream
+---------
+With ``jetstream=True`` the bridge binds the stream ``stream``, creating it if missing with
+subjects ``{prefix}.>`` and the limits in ``stream_config`` (any ``nats.js.api.StreamConfig``
+field: ``max_msgs``, ``max_bytes``, ``max_age``, ``storage``, ``duplicate_window``, ...).
+
+* Export publishes with acknowledgement, pipelined in batches; a batch whose acks do not all
+  arrive (disconnection, ``ack_timeout``, JetStream not ready) is published again from its
+  first unacknowledged envelope, with the same ``Nats-Msg-Id``, until the stream accepts it,
+  so order is kept and the stream de-duplicates. While this waits, new envelopes wait in the
+  export queue, up to its bound, and what overflows is counted as lag.
+* Import reads through a pull consumer. With ``durable="name"`` it is a durable consumer: the
+  first run creates it (from ``start_seq``, else from the start of the stream), later runs
+  resume after the last acknowledged message, so a restarted audit process neither misses nor
+  repeats what it had acknowledged. Without ``durable`` the consumer is ephemeral and starts
+  at ``start_seq`` or with new messages. A consumer found with unacknowledged deliveries
+  (a previous process died mid-batch, or the link dropped during a fetch) is recreated at its
+  acknowledgement floor, so those messages come again at once and in order instead of after
+  ``ack_wait``; the bridge skips the ones it had already delivered in this process. A durable
+  consumer therefore belongs to one bridge at a time. A message is acknowledged after it
+  was delivered to the local bus and, when ``ack_barrier`` is given, after
+  ``await ack_barrier()`` returned for its batch: pass the audit consumer's flush so a message
+  is acknowledged only once its entry is stored.
+
+Faults
+------
+The bridge connects once in ``__aenter__`` and fails at once with :exc:`ConnectionError` if it
+cannot (server unreachable, authorization refused, TLS failure), with the server's reason in
+the message. Afterwards it reconnects forever (every ``reconnect_time_wait`` seconds). While
+disconnected, export waits with envelopes in its bounded queue; with JetStream they are
+published after the reconnection, without loss unless the queue overflowed (counted). Core
+NATS is at-most-once by design: messages in flight when a connection breaks, or published while
+an importer is away, are lost by the server; use JetStream where loss matters.
+
+Backends
+--------
+nats-py is written for asyncio only, so the bridge runs only on anyio's asyncio backend;
+under trio ``__aenter__`` raises :exc:`RuntimeError`. The bus itself works on both.
+
+Statistics
+----------
+:meth:`NatsBridge.statistics` returns a :class:`BridgeStatistics`. Once the bridge is closed,
+for the export side::
+
+    matched == exported + export_lagged + export_failed + export_abandoned
+
+where ``matched`` is every local envelope its subscription matched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import ssl
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, fields
+from types import TracebackType
+from typing import Any, Final, Generic, TypeVar
+
+import anyio
+import msgspec
+import structlog
+from anyio import ClosedResourceError, EndOfStream, WouldBlock
+
+try:
+    import nats
+    import nats.errors
+    import nats.js
+    import nats.js.api
+    import nats.js.errors
+    from nats.aio.client import Client as _NatsClient
+    from nats.aio.msg import Msg
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError(
+        "eventbus.bridges.nats needs nats-py: pip install 'kernel-eventbus[nats]'"
+    ) from exc
+
+from .._bus import EventBus, Subscription
+from .._envelope import Envelope
+from ..events import AnyKernelEvent
+from ._codec import Codec, CodecName, json_codec, msgpack_codec, resolve_codec
+
+__all__ = [
+    "MSG_ID_HEADER",
+    "ORIGIN_HEADER",
+    "BridgeStatistics",
+    "Codec",
+    "NatsBridge",
+    "json_codec",
+    "msgpack_codec",
+    "subject_for",
+]
+
+T = TypeVar("T", bound=msgspec.Struct)
+
+#: The header JetStream de-duplicates on; the bridge sets it to the envelope's ``event_id``.
+MSG_ID_HEADER: Final = "Nats-Msg-Id"
+#: The header that carries the exporting bridge's ``node_id``.
+ORIGIN_HEADER: Final = "Eventbus-Origin"
+
+_DEFAULT_MAX_MESSAGE_BYTES: Final = 1 << 20
+_EXPORT_BATCH: Final = 256
+_log = structlog.get_logger("eventbus.bridges.nats")
+
+# Errors of a broken or re-establishing link: wait for the connection and try again.
+_LINK_ERRORS: Final = (
+    nats.errors.ConnectionClosedError,
+    nats.errors.ConnectionReconnectingError,
+    nats.errors.OutboundBufferLimitError,
+    nats.errors.StaleConnectionError,
+    nats.errors.TimeoutError,
+    nats.errors.NoRespondersError,
+    nats.js.errors.NoStreamResponseError,
+    nats.js.errors.ServiceUnavailableError,
+    OSError,
+    TimeoutError,
+)
+
+
+def _category_of(event_type: type) -> str:
+    category = getattr(event_type, "category", None)
+    if category is None:
+        return "other"
+    return str(getattr(category, "value", category))
+
+
+def _kind_of(event_type: type) -> str:
+    config = getattr(event_type, "__struct_config__", None)
+    tag = None if config is None else config.tag
+    return event_type.__name__ if tag is None else str(tag)
+
+
+def _check_token(value: str, what: str) -> str:
+    if not value or any(c in value for c in " \t\r\n.*>"):
+        raise ValueError(
+            f"{what} must be a non-empty NATS subject token (no spaces, '.', '*' or '>'), "
+            f"got {value!r}"
+        )
+    return value
+
+
+def subject_for(event_type: type, prefix: str = "kernel") -> str:
+    """Return the subject the bridge publishes events of ``event_type`` to.
+
+    :returns: ``"{prefix}.{category}.{kind}"``, where ``category`` is the ``.value`` of the
+        class attribute ``category`` (``"other"`` when the class has none) and ``kind`` the
+        event's tag (its class name when untagged).
+    :raises ValueError: if the category or kind is not a valid subject token.
+    """
+    category = _check_token(_category_of(event_type), "the event category")
+    kind = _check_token(_kind_of(event_type), "the event kind")
+    return f"{prefix}.{category}.{kind}"
+
+
+@dataclass(frozen=True, slots=True)
+class BridgeStatistics:
+    """A point-in-time view of a :class:`NatsBridge`, returned by its ``statistics()``.
+
+    Attributes:
+        node_id: This bridge's node id (the ``origin`` of what it exports).
+        connected: Whether the NATS connection is up now.
+        exported: Envelopes published to NATS (with JetStream: acknowledged by the stream).
+        export_lagged: Envelopes lost by the export subscription's bounded queue (its lag).
+        export_buffered: Envelopes waiting in the export queue now.
+        export_failed: Envelopes that could not be exported at all: not encodable, or larger
+            than ``max_message_bytes`` or the server's maximum payload. Each is logged.
+        export_retries: Publishes repeated after a disconnection or a missing acknowledgement.
+        export_abandoned: Envelopes still queued or unacknowledged when the bridge closed and
+            its ``close_timeout`` ran out. Logged.
+        imported: Envelopes delivered to the local bus.
+        import_echoes: Messages that came from this node, skipped.
+        malformed: Messages that did not decode, skipped.
+        oversized: Messages larger than ``max_message_bytes``, skipped.
+        import_dropped: Messages the NATS client dropped because the import fell behind
+            (core NATS slow consumer), or that arrived after the local bus closed.
+        disconnects: Connections lost since the bridge started.
+        reconnects: Connections re-established since the bridge started.
+    """
+
+    node_id: str
+    connected: bool
+    exported: int
+    export_lagged: int
+    export_buffered: int
+    export_failed: int
+    export_retries: int
+    export_abandoned: int
+    imported: int
+    import_echoes: int
+    malformed: int
+    oversized: int
+    import_dropped: int
+    disconnects: int
+    reconnects: int
+
+
+class _Counters:
+    """The bridge's mutable counters (one object, plain attributes: cheap to bump)."""
+
+    def __init__(self) -> None:
+        self.disconnects = 0
+        self.export_abandoned = 0
+        self.export_failed = 0
+        self.export_retries = 0
+        self.exported = 0
+        self.import_dropped = 0
+        self.import_echoes = 0
+        self.imported = 0
+        self.malformed = 0
+        self.oversized = 0
+        self.reconnects = 0
+
+    def bump(self, name: str) -> int:
+        """Add one to ``name``; return the new value."""
+        value: int = getattr(self, name) + 1
+        setattr(self, name, value)
+        return value
+
+
+def _is_power_of_two(n: int) -> bool:
+    return n & (n - 1) == 0
+
+
+class NatsBridge(Generic[T]):
+    """Carries envelopes between a local bus and NATS; an async context manager.
+
+    See the module documentation for the full contract.
+
+    :param bus: the local bus.
+    :param servers: a NATS URL or a list of them.
+    :param event_type: the event class or union of tagged classes that imported messages
+        decode to: ``AnyKernelEvent`` (default), or e.g. ``MyEvent | AnyKernelEvent``.
+    :param subject_prefix: the first subject token(s); default ``"kernel"``.
+    :param node_id: this process's id, put in every exported envelope's ``origin``; default
+        random. Give every bridged process a different one.
+    :param export: publish local envelopes to NATS.
+    :param import_: deliver envelopes from NATS into the local bus.
+    :param kinds: only these event classes or tags cross the bridge, in both directions.
+    :param jetstream: use JetStream (stream, acknowledged publishes, consumers).
+    :param stream: the JetStream stream name.
+    :param stream_config: ``StreamConfig`` fields used when the stream is created.
+    :param durable: name of a durable consumer for import (JetStream only).
+    :param start_seq: stream sequence the import consumer starts at when it is created.
+    :param ack_barrier: awaited after each imported batch, before its messages are
+        acknowledged (JetStream only).
+    :param ack_wait: seconds JetStream waits for an acknowledgement before redelivering.
+    :param codec: ``"msgpack"`` (default), ``"json"`` or a :class:`Codec`.
+    :param max_buffer_size: capacity of the export subscription's queue.
+    :param max_message_bytes: larger messages are refused in both directions.
+    :param fetch_batch: most messages fetched from a JetStream consumer at once.
+    :param fetch_timeout: seconds a JetStream fetch waits; bounds import latency when idle.
+    :param ack_timeout: seconds an exported batch waits for its JetStream acknowledgements.
+    :param close_timeout: seconds ``__aexit__`` spends exporting what is still queued.
+    :param user, password, token: credentials, passed to ``nats.connect``.
+    :param tls, tls_hostname: an :class:`ssl.SSLContext` and the name to verify, passed on.
+    :param connect_timeout: seconds for the first connection and each reconnection attempt.
+    :param reconnect_time_wait: seconds between reconnection attempts.
+    :param connect_options: any other ``nats.connect`` keyword arguments.
+    :raises ValueError: for a bad prefix, node id, size, timeout or option combination.
+    :raises TypeError: if ``bus`` is not an :class:`EventBus` or ``codec`` is not a codec.
+    """
+
+    def __init__(
+        self,
+        bus: EventBus[T],
+        servers: str | Sequence[str] = "nats://127.0.0.1:4222",
+        *,
+        event_type: Any = AnyKernelEvent,
+        subject_prefix: str = "kernel",
+        node_id: str | None = None,
+        export: bool = True,
+        import_: bool = True,
+        kinds: Iterable[type | str] | None = None,
+        jetstream: bool = False,
+        stream: str = "KERNEL_EVENTS",
+        stream_config: Mapping[str, Any] | None = None,
+        durable: str | None = None,
+        start_seq: int | None = None,
+        ack_barrier: Callable[[], Awaitable[object]] | None = None,
+        ack_wait: float = 30.0,
+        codec: CodecName | Codec[Any] = "msgpack",
+        max_buffer_size: int = 1024,
+        max_message_bytes: int = _DEFAULT_MAX_MESSAGE_BYTES,
+        fetch_batch: int = 256,
+        fetch_timeout: float = 0.25,
+        ack_timeout: float = 5.0,
+        close_timeout: float = 5.0,
+        user: str | None = None,
+        password: str | None = None,
+        token: str | None = None,
+        tls: ssl.SSLContext | None = None,
+        tls_hostname: str | None = None,
+        connect_timeout: float = 2.0,
+        reconnect_time_wait: float = 0.5,
+        connect_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        if not isinstance(bus, EventBus):
+            raise TypeError(f"bus must be an EventBus, got {type(bus).__name__}")
+        if not isinstance(subject_prefix, str) or not subject_prefix:
+            raise ValueError(f"subject_prefix must be a non-empty str, got {subject_prefix!r}")
+        for token_ in subject_prefix.split("."):
+            _check_token(token_, "each subject_prefix token")
+        if node_id is None:
+            node_id = os.urandom(8).hex()
+        elif not isinstance(node_id, str) or not node_id or not node_id.isprintable():
+            raise ValueError(f"node_id must be a non-empty printable str, got {node_id!r}")
+        if not (export or import_):
+            raise ValueError("export and import_ must not both be false")
+        if not jetstream and (durable is not None or start_seq is not None):
+            raise ValueError("durable and start_seq need jetstream=True")
+        if not jetstream and ack_barrier is not None:
+            raise ValueError("ack_barrier needs jetstream=True")
+        if start_seq is not None and (isinstance(start_seq, bool) or start_seq < 1):
+            raise ValueError(f"start_seq must be >= 1, got {start_seq!r}")
+        for name, value in (
+            ("max_buffer_size", max_buffer_size),
+            ("max_message_bytes", max_message_bytes),
+            ("fetch_batch", fetch_batch),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        for name, seconds in (
+            ("fetch_timeout", fetch_timeout),
+            ("ack_timeout", ack_timeout),
+            ("ack_wait", ack_wait),
+            ("connect_timeout", connect_timeout),
+            ("reconnect_time_wait", reconnect_time_wait),
+        ):
+            if not seconds > 0:
+                raise ValueError(f"{name} must be > 0, got {seconds!r}")
+        if not close_timeout >= 0:
+            raise ValueError(f"close_timeout must be >= 0, got {close_timeout!r}")
+        if durable is not None:
+            _check_token(durable, "durable")
+        _check_token(stream, "stream")
+
+        self._bus = bus
+        self._servers = [servers] if isinstance(servers, str) else list(servers)
+        self._event_type = event_type
+        self._prefix = subject_prefix
+        self._node_id = node_id
+        self._export = export
+        self._import = import_
+        self._kinds: tuple[type | str, ...] | None = None if kinds is None else tuple(kinds)
+        self._kind_names: frozenset[str] | None = None
+        if self._kinds is not None:
+            if not self._kinds:
+                raise ValueError("kinds must not be empty (pass None for every kind)")
+            self._kind_names = frozenset(
+                _check_token(k if isinstance(k, str) else _kind_of(k), "each kind")
+                for k in self._kinds
+            )
+        self._jetstream = jetstream
+        self._stream = stream
+        self._stream_config = dict(stream_config or {})
+        self._durable = durable
+        self._start_seq = start_seq
+        self._ack_barrier = ack_barrier
+        self._ack_wait = float(ack_wait)
+        self._codec = resolve_codec(codec, event_type, max_message_bytes)
+        self._max_buffer_size = max_buffer_size
+        self._max_bytes = max_message_bytes
+        self._fetch_batch = fetch_batch
+        self._fetch_timeout = float(fetch_timeout)
+        self._ack_timeout = float(ack_timeout)
+        self._close_timeout = float(close_timeout)
+        self._connect_kwargs: dict[str, Any] = {
+            "user": user,
+            "password": password,
+            "token": token,
+            "tls": tls,
+            "tls_hostname": tls_hostname,
+            "connect_timeout": connect_timeout,
+            "reconnect_time_wait": reconnect_time_wait,
+        }
+        self._connect_kwargs.update(connect_options or {})
+
+        self._c = _Counters()
+        self._nc: _NatsClient | None = None
+        self._js: nats.js.JetStreamContext | None = None
+        self._sub: Subscription[T] | None = None
+        self._pull: nats.js.JetStreamContext.PullSubscription | None = None
+        self._core_subs: list[Any] = []
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._subjects: dict[type, str | None] = {}
+        self._connecting = True
+        self._connect_failed = False
+        self._entered = False
+        self._closed = False
+        self._stopping_import = False
+        self._link_up = asyncio.Event()
+        self._link_lost = asyncio.Event()
+        self._export_idle = asyncio.Event()
+        self._export_idle.set()
+        self._in_hand = 0
+        self._import_done = asyncio.Event()
+        self._delivered_seq = 0  # stream seq of the last message delivered to the bus
+
+    def __repr__(self) -> str:
+        mode = "jetstream" if self._jetstream else "core"
+        return f"<NatsBridge node_id={self._node_id!r} {mode} servers={self._servers!r}>"
+
+    @property
+    def node_id(self) -> str:
+        """This bridge's node id: the ``origin`` of every envelope it exports."""
+        return self._node_id
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def __aenter__(self) -> NatsBridge[T]:
+        """Connect, bind the stream and consumer if asked, start exporting and importing.
+
+        When it returns, every local envelope published from then on is exported, and the
+        import subscription or consumer exists.
+
+        :raises RuntimeError: if not running on asyncio (nats-py is asyncio-only), or if the
+            bridge was entered before.
+        :raises ConnectionError: if the first connection fails; the message says why
+            (unreachable, authorization refused, TLS).
+        :raises ValueError: if the existing stream does not cover ``{prefix}.>``.
+        :raises anyio.ClosedResourceError: if the bus is closed.
+        """
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            raise RuntimeError(
+                "NatsBridge runs only on the asyncio backend: nats-py is asyncio-only"
+            ) from None
+        if self._entered:
+            raise RuntimeError("a NatsBridge can be entered only once")
+        self._entered = True
+        await self._connect()
+        try:
+            if self._jetstream:
+                await self._bind_stream()
+            if self._export:
+                self._sub = self._bus.subscribe(
+                    max_buffer_size=self._max_buffer_size,
+                    overflow="drop_oldest",
+                    kinds=self._kinds,
+                    where=_is_local,
+                    name=f"nats-export:{self._node_id}",
+                )
+            if self._import:
+                await self._start_import()
+            tg = anyio.create_task_group()
+            await tg.__aenter__()
+            self._tg = tg
+            if self._sub is not None:
+                tg.start_soon(self._export_loop, self._sub)
+            if self._pull is not None:
+                tg.start_soon(self._import_loop)
+        except BaseException:
+            if self._sub is not None:
+                self._sub.close()
+            await self._close_connection()
+            raise
+        _log.info(
+            "nats_bridge_started",
+            node_id=self._node_id,
+            servers=self._servers,
+            jetstream=self._jetstream,
+            export=self._export,
+            import_=self._import,
+        )
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> bool | None:
+        """Stop importing, export what is queued (up to ``close_timeout``), disconnect.
+
+        Envelopes still queued or unacknowledged when the time runs out are counted in
+        ``export_abandoned`` and logged (``nats_export_abandoned``), never dropped silently.
+        """
+        tg = self._tg
+        assert tg is not None
+        self._stopping_import = True
+        for sub in self._core_subs:
+            with contextlib.suppress(nats.errors.Error):
+                await sub.unsubscribe()
+        with anyio.move_on_after(self._close_timeout):
+            if self._pull is not None:
+                # Let the current batch be delivered and acknowledged, not cut in half.
+                await self._import_done.wait()
+            if exc_type is None and self._sub is not None:
+                await self.flush()
+        tg.cancel_scope.cancel()
+        try:
+            return await tg.__aexit__(exc_type, exc_val, exc_tb)
+        finally:
+            self._finish()
+            await self._close_connection()
+
+    def _finish(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        sub = self._sub
+        if sub is not None:
+            abandoned = self._in_hand + sub.statistics().buffered
+            self._in_hand = 0
+            sub.close()
+            if abandoned:
+                self._c.export_abandoned += abandoned
+                _log.error(
+                    "nats_export_abandoned",
+                    node_id=self._node_id,
+                    abandoned=abandoned,
+                    close_timeout=self._close_timeout,
+                )
+        _log.info("nats_bridge_stopped", **_as_dict(self.statistics()))
+
+    async def flush(self) -> None:
+        """Wait until everything the export subscription holds now has been exported.
+
+        With JetStream that means acknowledged by the stream; with core NATS, written to the
+        server (``nats`` flush). Envelopes published while it waits may be included.
+
+        :raises anyio.ClosedResourceError: if the bridge is not running.
+        """
+        if self._sub is None or self._nc is None or self._closed:
+            raise ClosedResourceError
+        while not (self._in_hand == 0 and self._sub.statistics().buffered == 0):
+            self._export_idle.clear()
+            await self._export_idle.wait()
+        if not self._jetstream:
+            while True:
+                await self._wait_link()
+                try:
+                    await self._nc.flush(timeout=int(max(1, self._ack_timeout)))
+                    return
+                except _LINK_ERRORS:
+                    continue
+
+    def statistics(self) -> BridgeStatistics:
+        """Return a frozen snapshot of the bridge's counters (see :class:`BridgeStatistics`)."""
+        c = self._c
+        sub_stats = self._sub.statistics() if self._sub is not None else None
+        nc = self._nc
+        return BridgeStatistics(
+            node_id=self._node_id,
+            connected=bool(nc is not None and nc.is_connected),
+            exported=c.exported,
+            export_lagged=sub_stats.lagged if sub_stats else 0,
+            export_buffered=sub_stats.buffered if sub_stats else 0,
+            export_failed=c.export_failed,
+            export_retries=c.export_retries,
+            export_abandoned=c.export_abandoned,
+            imported=c.imported,
+            import_echoes=c.import_echoes,
+            malformed=c.malformed,
+            oversized=c.oversized,
+            import_dropped=c.import_dropped,
+            disconnects=c.disconnects,
+            reconnects=c.reconnects,
+        )
+
+    # -- connection --------------------------------------------------------------------------
+
+    async def _connect(self) -> None:
+        nc = _NatsClient()
+        self._nc = nc
+        try:
+            await nc.connect(
+                servers=self._servers,
+                name=f"eventbus-bridge:{self._node_id}",
+                error_cb=self._on_error,
+                disconnected_cb=self._on_disconnected,
+                reconnected_cb=self._on_reconnected,
+                closed_cb=self._on_closed,
+                max_reconnect_attempts=-1,
+                no_echo=True,
+                **self._connect_kwargs,
+            )
+        except BaseException as exc:
+            self._connect_failed = True
+            # Closing a transport whose TLS handshake failed can hang in asyncio: bound it.
+            await self._close_connection(within=0.25)
+            if not isinstance(exc, Exception):
+                raise
+            cause = exc.__cause__ if isinstance(exc, _ConnectAborted) else exc
+            raise ConnectionError(_connect_error_message(self._servers, cause)) from cause
+        self._connecting = False
+        self._link_up.set()
+        if self._jetstream:
+            self._js = nc.jetstream(timeout=self._ack_timeout)
+
+    async def _close_connection(self, within: float | None = None) -> None:
+        nc = self._nc
+        if nc is None:
+            return
+        if not nc.is_closed:
+            try:
+                with anyio.move_on_after(self._close_timeout + 1.0 if within is None else within):
+                    await nc.close()
+            except (nats.errors.Error, OSError) as exc:
+                _log.warning("nats_close_failed", node_id=self._node_id, error=repr(exc))
+        _abort_sockets(nc)
+
+    async def _on_error(self, exc: Exception) -> None:
+        if self._connecting:
+            if self._connect_failed:  # errors while closing the failed connection
+                return
+            # The first connection fails fast, with its reason, rather than retrying.
+            raise _ConnectAborted from exc
+        if isinstance(exc, nats.errors.SlowConsumerError):
+            n = self._c.bump("import_dropped")
+            if _is_power_of_two(n):
+                _log.warning(
+                    "nats_import_slow_consumer",
+                    node_id=self._node_id,
+                    subject=exc.subject,
+                    dropped=n,
+                )
+            return
+        _log.warning("nats_error", node_id=self._node_id, error=repr(exc))
+
+    async def _on_disconnected(self) -> None:
+        if self._connecting or self._closed:
+            return
+        self._c.disconnects += 1
+        self._link_up.clear()
+        self._link_lost.set()
+        _log.warning("nats_disconnected", node_id=self._node_id)
+
+    async def _on_reconnected(self) -> None:
+        self._c.reconnects += 1
+        self._link_lost = asyncio.Event()
+        self._link_up.set()
+        nc = self._nc
+        url = None if nc is None or nc.connected_url is None else nc.connected_url.netloc
+        _log.info("nats_reconnected", node_id=self._node_id, server=url)
+
+    async def _on_closed(self) -> None:
+        # Wake every waiter; they see the closed connection and stop.
+        self._link_up.set()
+        self._link_lost.set()
+
+    async def _wait_link(self) -> None:
+        """Return when the connection is up; raise ClosedResourceError if it closed."""
+        nc = self._nc
+        if nc is None or nc.is_closed:
+            raise ClosedResourceError
+        if not self._link_up.is_set():
+            await self._link_up.wait()
+            if nc.is_closed:
+                raise ClosedResourceError
+
+    # -- JetStream stream --------------------------------------------------------------------
+
+    async def _bind_stream(self) -> None:
+        js = self._js
+        assert js is not None
+        wanted = f"{self._prefix}.>"
+        try:
+            info = await js.stream_info(self._stream)
+        except nats.js.errors.NotFoundError:
+            known = {f.name for f in fields(nats.js.api.StreamConfig)}
+            unknown = sorted(set(self._stream_config) - known)
+            if unknown:
+                raise ValueError(
+                    f"stream_config has unknown StreamConfig fields: {', '.join(unknown)}"
+                ) from None
+            config = nats.js.api.StreamConfig(
+                **{**self._stream_config, "name": self._stream, "subjects": [wanted]}
+            )
+            await js.add_stream(config)
+            _log.info("nats_stream_created", stream=self._stream, subjects=[wanted])
+            return
+        subjects = info.config.subjects or []
+        if wanted not in subjects:
+            raise ValueError(
+                f"stream {self._stream!r} exists with subjects {subjects!r}, "
+                f"which do not include {wanted!r}"
+            )
+
+    # -- export ------------------------------------------------------------------------------
+
+    def _subject(self, event_type: type) -> str | None:
+        subject = self._subjects.get(event_type, "")
+        if subject == "":
+            try:
+                subject = subject_for(event_type, self._prefix)
+            except ValueError as exc:
+                _log.error(
+                    "nats_export_bad_subject", event_type=event_type.__name__, error=str(exc)
+                )
+                subject = None
+            self._subjects[event_type] = subject
+        return subject
+
+    def _encode(self, envelope: Envelope[T]) -> tuple[str, bytes, dict[str, str]] | None:
+        subject = self._subject(type(envelope.event))
+        if subject is None:
+            self._export_failed(envelope, "bad_subject")
+            return None
+        try:
+            payload = self._codec.encode(msgspec.structs.replace(envelope, origin=self._node_id))
+        except (msgspec.EncodeError, TypeError, ValueError, OverflowError) as exc:
+            self._export_failed(envelope, f"unencodable: {exc}")
+            return None
+        limit = self._max_bytes
+        nc = self._nc
+        if nc is not None and nc.max_payload:
+            limit = min(limit, nc.max_payload)
+        if len(payload) > limit:
+            self._export_failed(envelope, f"oversized: {len(payload)} bytes > limit {limit}")
+            return None
+        headers = {MSG_ID_HEADER: envelope.event_id, ORIGIN_HEADER: self._node_id}
+        return subject, payload, headers
+
+    def _export_failed(self, envelope: Envelope[T], reason: str) -> None:
+        self._in_hand -= 1
+        n = self._c.bump("export_failed")
+        _log.error(
+            "nats_export_failed",
+            node_id=self._node_id,
+            kind=envelope.kind,
+            event_id=envelope.event_id,
+            reason=reason,
+            failed=n,
+        )
+
+    async def _export_loop(self, sub: Subscription[T]) -> None:
+        batch: list[Envelope[T]] = []
+        while True:
+            if not batch:
+                if self._in_hand == 0:
+                    self._export_idle.set()
+                try:
+                    batch.append(await sub.receive())
+                except (EndOfStream, ClosedResourceError):
+                    self._export_idle.set()
+                    return
+            while len(batch) < _EXPORT_BATCH:
+                try:
+                    batch.append(sub.receive_nowait())
+                except (WouldBlock, EndOfStream, ClosedResourceError):
+                    break
+            self._in_hand = len(batch)
+            items = [item for item in map(self._encode, batch) if item is not None]
+            batch.clear()
+            try:
+                if self._jetstream:
+                    await self._publish_acked(items)
+                else:
+                    await self._publish_core(items)
+            except ClosedResourceError:  # the connection was closed under us
+                return
+
+    async def _publish_core(self, items: list[tuple[str, bytes, dict[str, str]]]) -> None:
+        nc = self._nc
+        assert nc is not None
+        i = 0
+        while i < len(items):
+            await self._wait_link()
+            subject, payload, headers = items[i]
+            try:
+                await nc.publish(subject, payload, headers=headers)
+            except nats.errors.MaxPayloadError:
+                self._in_hand -= 1
+                self._c.export_failed += 1
+                _log.error(
+                    "nats_export_failed",
+                    node_id=self._node_id,
+                    subject=subject,
+                    reason=f"oversized: {len(payload)} bytes > server max_payload",
+                )
+                i += 1
+                continue
+            except _LINK_ERRORS as exc:
+                self._c.export_retries += 1
+                _log.warning("nats_export_retry", node_id=self._node_id, error=repr(exc))
+                self._link_up.clear()
+                await anyio.sleep(0.01)
+                continue
+            self._c.exported += 1
+            self._in_hand -= 1
+            i += 1
+
+    async def _publish_acked(self, items: list[tuple[str, bytes, dict[str, str]]]) -> None:
+        js = self._js
+        assert js is not None
+        pending = items
+        backoff = 0.05
+        while pending:
+            await self._wait_link()
+            lost = self._link_lost
+            futures: list[asyncio.Future[Any]] = []
+            error: BaseException | None = None
+            try:
+                for subject, payload, headers in pending:
+                    futures.append(await js.publish_async(subject, payload, headers=headers))
+                acked, error = await self._await_acks(futures, lost)
+            except _LINK_ERRORS as exc:
+                acked, error = _leading_successes(futures), exc
+            finally:
+                for future in futures:
+                    if not future.done():
+                        future.cancel()
+            self._c.exported += acked
+            self._in_hand -= acked
+            pending = pending[acked:]
+            if pending:
+                self._c.export_retries += len(pending)
+                _log.warning(
+                    "nats_export_retry",
+                    node_id=self._node_id,
+                    pending=len(pending),
+                    error=repr(error),
+                )
+                await anyio.sleep(backoff)
+                backoff = min(backoff * 2, 1.0)
+
+    async def _await_acks(
+        self, futures: list[asyncio.Future[Any]], lost: asyncio.Event
+    ) -> tuple[int, BaseException | None]:
+        """Wait for every ack, the link to drop, or ack_timeout; return leading successes."""
+        gathered = asyncio.gather(*futures, return_exceptions=True)
+        lost_waiter = asyncio.ensure_future(lost.wait())
+        try:
+            await asyncio.wait(
+                (gathered, lost_waiter),
+                timeout=self._ack_timeout,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            lost_waiter.cancel()
+            if not gathered.done():
+                gathered.cancel()
+            # Retrieve the outcome so asyncio does not report it as never retrieved.
+            gathered.add_done_callback(_consume)
+        acked = _leading_successes(futures)
+        error: BaseException | None = None
+        if acked < len(futures):
+            failed = futures[acked]
+            if failed.done() and not failed.cancelled():
+                error = failed.exception()
+            else:
+                error = TimeoutError("no acknowledgement")
+        return acked, error
+
+    # -- import ------------------------------------------------------------------------------
+
+    def _import_subjects(self) -> list[str]:
+        if self._kinds is None:
+            return [f"{self._prefix}.>"]
+        subjects = []
+        for k in self._kinds:
+            if isinstance(k, str):
+                subjects.append(f"{self._prefix}.*.{k}")
+            else:
+                subjects.append(subject_for(k, self._prefix))
+        return subjects
+
+    async def _start_import(self) -> None:
+        nc = self._nc
+        assert nc is not None
+        if not self._jetstream:
+            for subject in self._import_subjects():
+                self._core_subs.append(await nc.subscribe(subject, cb=self._on_core_message))
+            # Round trips, so the server has registered the subscriptions when we return.
+            # Two: nats-py writes flush()'s PING straight to the socket, possibly ahead of
+            # the SUB still in its pending buffer; the flusher writes that buffer during the
+            # first round trip, so the second PING follows the SUB.
+            for _ in range(2):
+                await nc.flush(timeout=max(1, int(self._ack_timeout)))
+            return
+        js = self._js
+        assert js is not None
+        await self._pull_subscribe(self._start_seq)
+        # A consumer left with unacknowledged deliveries (a crash, a lost link) would send
+        # them again only after ack_wait, out of order: resume at the ack floor instead.
+        await self._rewind_if_in_flight()
+
+    async def _pull_subscribe(self, start_seq: int | None) -> None:
+        js = self._js
+        assert js is not None
+        subjects = self._import_subjects()
+        # One filter subject works on every server; several kinds are filtered here.
+        filter_subject = subjects[0] if len(subjects) == 1 else f"{self._prefix}.>"
+        api = nats.js.api
+        if start_seq is not None:
+            policy, opt_seq = api.DeliverPolicy.BY_START_SEQUENCE, start_seq
+        elif self._durable is not None:
+            policy, opt_seq = api.DeliverPolicy.ALL, None
+        else:
+            policy, opt_seq = api.DeliverPolicy.NEW, None
+        config = api.ConsumerConfig(
+            deliver_policy=policy,
+            opt_start_seq=opt_seq,
+            ack_policy=api.AckPolicy.EXPLICIT,
+            ack_wait=self._ack_wait,
+            max_ack_pending=max(self._fetch_batch * 4, 1024),
+        )
+        self._pull = await js.pull_subscribe(
+            filter_subject, durable=self._durable, stream=self._stream, config=config
+        )
+
+    async def _rewind_if_in_flight(self) -> None:
+        """Recreate the consumer at its ack floor if deliveries are unacknowledged.
+
+        Messages up to the last one delivered to the local bus in this process are then
+        skipped (``_delivered_seq``), so nothing is imported twice and order is kept.
+        """
+        js, pull = self._js, self._pull
+        assert js is not None
+        assert pull is not None
+        info = await pull.consumer_info()
+        if not info.num_ack_pending:
+            return
+        start = (info.ack_floor.stream_seq if info.ack_floor else 0) + 1
+        _log.info(
+            "nats_consumer_rewound",
+            node_id=self._node_id,
+            consumer=info.name,
+            unacknowledged=info.num_ack_pending,
+            start_seq=start,
+        )
+        await pull.unsubscribe()
+        await js.delete_consumer(self._stream, info.name)
+        await self._pull_subscribe(start)
+
+    def _decode(self, msg: Msg) -> Envelope[T] | None:
+        """Decode and screen one message; None if it must be skipped (counted)."""
+        headers = msg.headers
+        if headers is not None and headers.get(ORIGIN_HEADER) == self._node_id:
+            self._c.import_echoes += 1
+            return None
+        data = msg.data
+        if len(data) > self._max_bytes:
+            n = self._c.bump("oversized")
+            if _is_power_of_two(n):
+                _log.error(
+                    "nats_message_oversized",
+                    node_id=self._node_id,
+                    subject=msg.subject,
+                    size=len(data),
+                    limit=self._max_bytes,
+                    oversized=n,
+                )
+            return None
+        try:
+            envelope: Envelope[T] = self._codec.decode(data)
+        except msgspec.DecodeError as exc:  # ValidationError included
+            n = self._c.bump("malformed")
+            if _is_power_of_two(n):
+                _log.error(
+                    "nats_message_malformed",
+                    node_id=self._node_id,
+                    subject=msg.subject,
+                    size=len(data),
+                    error=str(exc),
+                    malformed=n,
+                )
+            return None
+        if envelope.origin == self._node_id:
+            self._c.import_echoes += 1
+            return None
+        if self._kind_names is not None and envelope.kind not in self._kind_names:
+            return None
+        return envelope
+
+    async def _deliver(self, envelope: Envelope[T]) -> None:
+        """Publish into the local bus, waiting while a ``block`` subscription is full.
+
+        :raises anyio.ClosedResourceError: if the local bus is closed.
+        """
+        await self._bus.apublish_envelope(envelope)
+        self._c.imported += 1
+
+    def _bus_closed(self) -> None:
+        n = self._c.bump("import_dropped")
+        if n == 1:
+            _log.warning("nats_import_bus_closed", node_id=self._node_id)
+
+    async def _on_core_message(self, msg: Msg) -> None:
+        if self._stopping_import:
+            return
+        envelope = self._decode(msg)
+        if envelope is not None:
+            try:
+                await self._deliver(envelope)
+            except ClosedResourceError:
+                self._bus_closed()
+
+    async def _import_loop(self) -> None:
+        try:
+            await self._import_batches()
+        finally:
+            self._import_done.set()
+
+    async def _import_batches(self) -> None:
+        barrier = self._ack_barrier
+        reconnects = self._c.reconnects
+        while not self._stopping_import:
+            try:
+                await self._wait_link()
+                if self._c.reconnects != reconnects:
+                    reconnects = self._c.reconnects
+                    await self._rewind_if_in_flight()
+                pull = self._pull
+                assert pull is not None
+                msgs = await pull.fetch(self._fetch_batch, timeout=self._fetch_timeout)
+            except ClosedResourceError:
+                return
+            except TimeoutError:
+                continue
+            except nats.js.errors.APIError as exc:
+                _log.warning("nats_fetch_failed", node_id=self._node_id, error=repr(exc))
+                await anyio.sleep(self._fetch_timeout)
+                continue
+            except _LINK_ERRORS:
+                continue
+            for i, msg in enumerate(msgs):
+                seq = msg.metadata.sequence.stream
+                if seq <= self._delivered_seq:
+                    continue  # delivered before a rewind: already in the local bus
+                envelope = self._decode(msg)
+                if envelope is not None:
+                    try:
+                        await self._deliver(envelope)
+                    except ClosedResourceError:
+                        # Not delivered, so not acknowledged: JetStream delivers them again.
+                        _log.warning("nats_import_bus_closed", node_id=self._node_id)
+                        for undelivered in msgs[i:]:
+                            await undelivered.nak()
+                        return
+                self._delivered_seq = seq
+            if barrier is not None:
+                await barrier()
+            for msg in msgs:
+                try:
+                    await msg.ack()
+                except (nats.errors.MsgAlreadyAckdError, *_LINK_ERRORS) as exc:
+                    # Unacknowledged messages are delivered again after a rewind.
+                    _log.warning("nats_ack_failed", node_id=self._node_id, error=repr(exc))
+                    break
+
+
+class _ConnectAborted(Exception):
+    """Raised from the error callback to stop nats-py retrying the first connection."""
+
+
+def _connect_error_message(servers: list[str], exc: BaseException | None) -> str:
+    reason = "unknown error" if exc is None else (str(exc) or type(exc).__name__)
+    hint = ""
+    text = reason.lower()
+    if "authorization" in text or "authentication" in text:
+        hint = " (the server requires credentials: pass user/password or token)"
+    elif isinstance(exc, ssl.SSLError) or "tls" in text or "ssl" in text:
+        hint = " (check the tls context and tls_hostname)"
+    elif isinstance(exc, OSError):
+        hint = " (is nats-server running there?)"
+    return f"cannot connect to NATS at {', '.join(servers)}: {reason}{hint}"
+
+
+def _abort_sockets(nc: _NatsClient) -> None:
+    """Abort the client's sockets if its close left them open.
+
+    nats-py's ``close()`` can wait forever for a transport whose TLS handshake failed, and a
+    bounded close then leaves the socket open; abort it rather than leak it.
+    """
+    transport = getattr(nc, "_transport", None)
+    for name in ("_io_writer", "_bare_io_writer"):
+        raw = getattr(getattr(transport, name, None), "transport", None)
+        if raw is not None and not raw.is_closing():
+            raw.abort()
+
+
+def _is_local(envelope: Envelope[Any]) -> bool:
+    return envelope.origin is None
+
+
+def _leading_successes(futures: list[asyncio.Future[Any]]) -> int:
+    n = 0
+    for future in futures:
+        if not future.done() or future.cancelled() or future.exception() is not None:
+            break
+        n += 1
+    return n
+
+
+def _consume(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
+def _as_dict(stats: BridgeStatistics) -> dict[str, Any]:
+    return {f.name: getattr(stats, f.name) for f in fields(stats)}
