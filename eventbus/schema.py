@@ -25,6 +25,7 @@ bound their size and depth.
 from __future__ import annotations
 
 import argparse
+import importlib
 import inspect
 import json
 import sys
@@ -83,9 +84,17 @@ WIRE_TYPES: Final[Mapping[str, tuple[Any, str]]] = MappingProxyType(
             Envelope[AnyKernelEvent],
             "An eventbus.Envelope as published on the bus, carrying any built-in kernel event.",
         ),
+        "audit_entry": (
+            "audit:AuditEntry",
+            "One audit trail entry (audit.AuditEntry): a row of the SQLite store, a line of "
+            "the JSONL store.",
+        ),
     }
 )
-"""Schema file name (without ``.json``) -> (the wire type, a one-line description)."""
+"""Schema file name (without ``.json``) -> (the wire type, a one-line description).
+
+A type given as ``"module:name"`` is imported only when its schema is generated: the audit
+package builds on ``eventbus``, so ``eventbus`` never imports it at import time."""
 
 _DRAFT: Final = "https://json-schema.org/draft/2020-12/schema"
 
@@ -139,6 +148,9 @@ def schema_for(name: str) -> dict[str, Any]:
     :raises KeyError: if ``name`` is not in :data:`WIRE_TYPES`.
     """
     tp, description = WIRE_TYPES[name]
+    if isinstance(tp, str):
+        module, _, attribute = tp.partition(":")
+        tp = getattr(importlib.import_module(module), attribute)
     raw = msgspec.json.schema(tp)
     defs: dict[str, Any] = raw.pop("$defs", {})
     renamed: dict[str, Any] = {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import json
 import os
 import sqlite3
 import threading
@@ -558,7 +559,13 @@ def test_every_jsonl_line_validates_against_the_entry_schema(tmp_path: Path) -> 
     path = tmp_path / "audit.jsonl"
     with JsonlSink(path) as sink:
         sink.write(trail.entries())
-    validator = jsonschema.Draft202012Validator(entry_schema())
+    shipped = json.loads(
+        (Path(__file__).parent.parent / "schemas" / "audit_entry.json").read_text()
+    )
+    for schema in (entry_schema(), shipped):
+        validator = jsonschema.Draft202012Validator(schema)
+        for line in path.read_bytes().splitlines():
+            validator.validate(msgspec.json.decode(line))
     for line in path.read_bytes().splitlines():
         validator.validate(msgspec.json.decode(line))
     bad = msgspec.json.decode(path.read_bytes().splitlines()[0])
