@@ -18,14 +18,28 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import anyio
-import structlog
 
 from eventbus import EventBus, KernelEvent
 from eventbus.bridges.nats import NatsBridge
 from eventbus.events import ToolExecutionStarted
+
+# The child processes report on stdout, where the library's log lines may land too (this
+# script does not configure structlog: examples/logging_setup.py shows how an application
+# does); the parent reads only the lines that start with this mark.
+_MARK = "@bench"
+
+
+def _marked(lines: Iterable[str]) -> list[str]:
+    """The fields of the first line that starts with the mark."""
+    for line in lines:
+        fields = line.split()
+        if fields and fields[0] == _MARK:
+            return fields[1:]
+    raise RuntimeError("the child process ended without reporting")
 
 
 def _event(i: int) -> ToolExecutionStarted:
@@ -43,13 +57,13 @@ async def receive(servers: str, n: int, jetstream: bool, stream: str) -> None:
         NatsBridge(bus, servers, export=False, jetstream=jetstream, stream=stream) as bridge,
     ):
         with bus.subscribe(max_buffer_size=n) as sub:
-            print("ready", flush=True)
+            print(_MARK, "ready", flush=True)
             got = 0
             with anyio.move_on_after(60):
                 while got < n:
                     await sub.receive()
                     got += 1
-            print(f"done {time.time()} {got} {bridge.statistics().import_dropped}", flush=True)
+            print(_MARK, "done", time.time(), got, bridge.statistics().import_dropped, flush=True)
 
 
 async def send(servers: str, n: int, jetstream: bool, stream: str) -> None:
@@ -60,7 +74,7 @@ async def send(servers: str, n: int, jetstream: bool, stream: str) -> None:
             bus, servers, import_=False, jetstream=jetstream, stream=stream, max_buffer_size=4096
         ) as bridge,
     ):
-        print(f"start {time.time()}", flush=True)
+        print(_MARK, "start", time.time(), flush=True)
         for i, event in enumerate(events):
             bus.publish(event)
             if i % 1024 == 1023:
@@ -76,7 +90,7 @@ def run_pair(servers: str, n: int, jetstream: bool, stream: str) -> tuple[float,
         [*common, "--role", "recv", *mode], stdout=subprocess.PIPE, text=True
     )
     assert receiver.stdout is not None
-    assert receiver.stdout.readline().strip() == "ready"  # subscribed before the sender starts
+    assert _marked(receiver.stdout) == ["ready"]  # subscribed before the sender starts
     sender = subprocess.run(
         [*common, "--role", "send", *mode],
         stdout=subprocess.PIPE,
@@ -84,8 +98,8 @@ def run_pair(servers: str, n: int, jetstream: bool, stream: str) -> tuple[float,
         text=True,
         check=True,
     )
-    start = float(sender.stdout.split()[1])
-    _, end, got, _dropped = receiver.stdout.readline().split()
+    start = float(_marked(sender.stdout.splitlines(keepends=True))[1])
+    _, end, got, _dropped = _marked(receiver.stdout)
     receiver.wait()
     return n / (float(end) - start), int(got)
 
@@ -98,8 +112,6 @@ def main() -> None:
     parser.add_argument("--jetstream", action="store_true")
     parser.add_argument("--stream", default="BENCH_EVENTS")
     args = parser.parse_args()
-    # An application configures logging: keep stdout for the figures.
-    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
     if args.role == "recv":
         anyio.run(receive, args.servers, args.n, args.jetstream, args.stream)
         return
