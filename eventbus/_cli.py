@@ -247,6 +247,22 @@ def _build_parser() -> _Parser:
     verify.add_argument("path", type=Path, metavar="PATH", help="the audit store")
     verify.set_defaults(run=_run_audit_verify)
 
+    replay = commands.add_parser(
+        "replay",
+        help="read a session log; print its OS snapshot and/or its audit trail",
+        description=(
+            "Read a session log (JSONL, as eventbus.replay.SessionLogRecorder writes it, or a "
+            "Rust kernel's event log) and print what it adds up to: the rebuilt OS snapshot "
+            "(--snapshot, as JSON) and/or the audit trail the live consumer would have "
+            "recorded (--trail). With neither flag, both. Exit 1 for a missing or corrupt log "
+            "(the message names the bad line)."
+        ),
+    )
+    replay.add_argument("log", type=Path, metavar="LOG", help="the session log")
+    replay.add_argument("--snapshot", action="store_true", help="print the OS snapshot")
+    replay.add_argument("--trail", action="store_true", help="print the audit trail")
+    replay.set_defaults(run=_run_replay)
+
     schema = commands.add_parser(
         "schema",
         help="print, check or write the JSON Schemas of the wire types",
@@ -428,6 +444,45 @@ def _run_audit_verify(args: argparse.Namespace) -> int:
         raise _Failure(f"cannot read {path}: {exc.strerror or exc}") from None
     span = f", seq {first}..{last}" if count else ""
     print(f"{path}: intact ({count} entries{span})")
+    return 0
+
+
+# -- replay --------------------------------------------------------------------------------
+
+
+def _run_replay(args: argparse.Namespace) -> int:
+    from audit import rebuild_audit_trail
+
+    from .replay import read_log, rebuild_os_snapshot
+
+    path: Path = args.log
+    if path.is_dir():
+        raise _Failure(f"{path} is a directory, not a session log")
+    try:
+        log = read_log(path)
+    except FileNotFoundError:
+        raise _Failure(f"no such file: {path}") from None
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise _Failure(f"{path} is not a session log: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise _Failure(f"{path} is not a session log: {exc}") from None
+    except OSError as exc:
+        raise _Failure(f"cannot read {path}: {exc.strerror or exc}") from None
+    if log.torn_lines:
+        print(f"{_PROG}: warning: {path} ends with a torn line, skipped", file=sys.stderr)
+    both = not (args.snapshot or args.trail)
+    out = sys.stdout
+    print(f"{path}: {len(log.envelopes)} envelopes, {len(log.gaps)} gaps", file=out)
+    if args.snapshot or both:
+        snapshot = rebuild_os_snapshot(log)
+        print("OS snapshot:", file=out)
+        out.write(msgspec.json.format(msgspec.json.encode(snapshot)).decode() + "\n")
+    if args.trail or both:
+        trail = rebuild_audit_trail(log)
+        print(f"audit trail: {len(trail)} entries", file=out)
+        if len(trail):
+            _print_entries(trail.entries(), out)
+    out.flush()
     return 0
 
 

@@ -84,6 +84,7 @@ def copy_store(store: Path, tmp_path: Path) -> Path:
         ["audit", "show", "--help"],
         ["audit", "verify", "--help"],
         ["schema", "--help"],
+        ["replay", "--help"],
     ],
 )
 def test_every_subcommand_has_help(capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
@@ -599,3 +600,63 @@ def test_a_closed_pipe_ends_the_output_quietly(store: Path) -> None:
     proc.stderr.close()
     assert proc.wait(timeout=TIME_BOUND) == 0
     assert b"Traceback" not in err
+
+
+# -- replay ---------------------------------------------------------------------------------
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def test_replay_prints_the_snapshot_equal_to_the_golden_one(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, err = run(capsys, "replay", str(FIXTURES / "events_ask_user.jsonl"), "--snapshot")
+    assert (code, err) == (0, "")
+    header, title, body = out.split("\n", 2)
+    assert header.endswith("events_ask_user.jsonl: 18 envelopes, 0 gaps")
+    assert title == "OS snapshot:"
+    golden = msgspec.json.decode((FIXTURES / "os_snapshot_ask_user.json").read_bytes())
+    assert msgspec.json.decode(body) == golden
+    assert "audit trail" not in out
+
+
+def test_replay_prints_the_audit_trail_rebuilt_from_the_log(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from audit import rebuild_audit_trail
+    from eventbus.replay import read_log
+
+    log_path = FIXTURES / "events_spawn_lifecycle.jsonl"
+    code, out, err = run(capsys, "replay", str(log_path), "--trail")
+    assert (code, err) == (0, "")
+    expected = rebuild_audit_trail(read_log(log_path))
+    assert f"audit trail: {len(expected)} entries" in out
+    rows = re.findall(r"^ *(\d+)  \S+  (\S+) +(\w+)\(.*  (\w+)$", out, re.M)
+    assert [(int(r[0]), r[1], r[2], r[3]) for r in rows] == [
+        (e.seq, e.actor, type(e.action).__name__, e.kind) for e in expected
+    ]
+    assert "OS snapshot" not in out
+
+
+def test_replay_without_flags_prints_both(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "replay", str(FIXTURES / "events_ask_user.jsonl"))
+    assert code == 0
+    assert "OS snapshot:" in out
+    assert "audit trail: 18 entries" in out
+
+
+def test_replay_of_a_missing_or_corrupt_log_is_one_line_and_exit_1(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, _, err = run(capsys, "replay", str(tmp_path / "nope.jsonl"))
+    assert code == 1
+    assert one_line(err) == f"eventbus: error: no such file: {tmp_path / 'nope.jsonl'}"
+    corrupt = tmp_path / "corrupt.jsonl"
+    lines = (FIXTURES / "events_ask_user.jsonl").read_bytes().splitlines(keepends=True)
+    corrupt.write_bytes(b"".join([*lines[:3], b"not json\n", *lines[3:]]))
+    code, _, err = run(capsys, "replay", str(corrupt))
+    assert code == 1
+    assert one_line(err).startswith(f"eventbus: error: {corrupt} is not a session log: line 4 ")
+    code, _, err = run(capsys, "replay", str(tmp_path))
+    assert code == 1
+    assert "is a directory" in one_line(err)
