@@ -977,17 +977,18 @@ class EventBus(Generic[T]):
                 self._ring_check_lag(pos)
             if self._ring_parked:
                 self._wake_ring()
-        for sub in subs:
-            queue = sub._queue
-            n = len(queue)
-            if n >= sub._max:
-                if not sub._overflow():
-                    continue
-            elif n >= sub._hwm:
-                sub._hwm = n + 1
-            queue.append(envelope)
-            if sub._waiters:
-                sub._wake()
+        if subs:  # queue subscriptions: filtered, drop_newest or block
+            for sub in subs:
+                queue = sub._queue
+                n = len(queue)
+                if n >= sub._max:
+                    if not sub._overflow():
+                        continue
+                elif n >= sub._hwm:
+                    sub._hwm = n + 1
+                queue.append(envelope)
+                if sub._waiters:
+                    sub._wake()
         if self._taps:
             self._run_taps(envelope)
         return envelope
