@@ -11,6 +11,8 @@ carries an ``Authorization`` header, so the redaction path runs too) are publish
   can do (no envelope, no JSON, no redaction, no hash);
 * ``floor_inline``: the same work done synchronously inside the floor's publish (a callback,
   as the bus runs a tap), for the ``inline`` mode;
+* ``floor_queued_json``: ``floor_queued`` that also stores the event's canonical JSON as text,
+  to show how much of the gap is that essential work (reported, no target);
 * ``attach_audit_trail`` in each mode (``queued``, ``inline``, ``lossless``), each with and
   without the hash chain, and ``queued`` with the hash chain and a :class:`~audit.sinks.
   SqliteSink` (a fresh database file per trial, in a temporary directory).
@@ -38,6 +40,7 @@ from typing import Any
 
 import msgspec
 
+from eventbus.codec import encode_json
 from eventbus.events import (
     AgentStarted,
     TokenUsageUpdate,
@@ -70,6 +73,10 @@ class Variant:
 VARIANTS: tuple[Variant, ...] = (
     Variant("floor_queued", "audit floor: floor (i) + consumer task (match, Struct, deque)"),
     Variant("floor_inline", "audit floor, inline: the same work in a publish callback"),
+    Variant(
+        "floor_queued_json",
+        "audit floor + the event's canonical JSON as text (no redaction; reported only)",
+    ),
     Variant("queued", "attach_audit_trail queued, no chain", "queued"),
     Variant("queued_chain", "attach_audit_trail queued, hash chain", "queued", chain=True),
     Variant("inline", "attach_audit_trail inline, no chain", "inline", floor="floor_inline"),
@@ -97,7 +104,7 @@ BY_NAME = {v.name: v for v in VARIANTS}
 def audit_events(n: int) -> list[Any]:
     """``n`` distinct catalogue events, four kinds in turn; 1 tool call in 16 holds a secret."""
     agents = [uuid.UUID(int=(i + 1) * 0x9E3779B97F4A7C15) for i in range(17)]
-    tools = (
+    tools: tuple[tuple[str, dict[str, Any]], ...] = (
         ("shell", {"command": "ls -la src", "timeout": 30}),
         ("read_file", {"path": "/work/project/src/main.py", "limit": 200}),
         ("web_search", {"query": "anyio memory object streams", "max_results": 5}),
@@ -150,16 +157,22 @@ class FloorEntry(msgspec.Struct, frozen=True, gc=False):
     actor: str
     detail: str
     kind: str
+    resource: str = ""
 
 
 class FloorRecorder:
-    """The floor's per-event work: ``match`` on the type, build a Struct, append to a deque."""
+    """The floor's per-event work: ``match`` on the type, build a Struct, append to a deque.
 
-    __slots__ = ("entries", "seq")
+    With ``resource=True`` it also stores the event's canonical JSON as text, the one piece of
+    an audit entry's essential work the floor of issue 7 leaves out (reported, no target).
+    """
 
-    def __init__(self, capacity: int) -> None:
+    __slots__ = ("entries", "resource", "seq")
+
+    def __init__(self, capacity: int, *, resource: bool = False) -> None:
         self.entries: deque[FloorEntry] = deque(maxlen=capacity)
         self.seq = 0
+        self.resource = resource
 
     def record(self, event: Any) -> None:
         match event:
@@ -177,7 +190,11 @@ class FloorRecorder:
             case _:
                 actor, detail, kind = "system", "other", "other"
         self.seq = seq = self.seq + 1
-        self.entries.append(FloorEntry(seq, actor, detail, kind))
+        if self.resource:
+            text = encode_json(event).decode()
+            self.entries.append(FloorEntry(seq, actor, detail, kind, text))
+        else:
+            self.entries.append(FloorEntry(seq, actor, detail, kind))
 
 
 class TapFloor(DequeFloor):
@@ -221,7 +238,7 @@ async def _publish_bursts(publish: Any, apublish: Any, pool: list[Any], events: 
 
 
 async def _floor_trial(variant: Variant, pool: list[Any], events: int) -> dict[str, Any]:
-    recorder = FloorRecorder(TRAIL_CAPACITY)
+    recorder = FloorRecorder(TRAIL_CAPACITY, resource=variant.name == "floor_queued_json")
     task = None
     if variant.name == "floor_inline":
         bus: DequeFloor = TapFloor(CAPACITY)
@@ -259,7 +276,7 @@ async def _audit_trial(variant: Variant, pool: list[Any], events: int) -> dict[s
     sink = SqliteSink(f"{tmp}/audit.sqlite3") if tmp else None
     try:
         async with (
-            EventBus(max_buffer_size=CAPACITY) as bus,
+            EventBus[Any](max_buffer_size=CAPACITY) as bus,
             attach_audit_trail(
                 bus,
                 trail,

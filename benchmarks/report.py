@@ -520,6 +520,9 @@ def _render_d(w: Any, d: dict[str, Any]) -> None:
     for name, floor in d["floors"].items():
         if floor in rate:
             w(f"| `{name}` / `{floor}` | {_per_repeat(ratios(rate[name], rate[floor]))} |")
+    if "queued" in rate and "floor_queued_json" in rate:
+        rs = ratios(rate["queued"], rate["floor_queued_json"])
+        w(f"| `queued` / `floor_queued_json` (reported only) | {_per_repeat(rs)} |")
     errors = {k: v for k, v in d["errors"].items() if _present(rate[k])}
     if errors:
         w(f"\nErrors (a correctness check failed or a trial raised): {errors}")
