@@ -39,7 +39,7 @@ class Config:
     c_stall_seconds: float = 1.0  # no publish progress for this long: the publisher is blocked
     c_time_limit: float = 60.0
     c_subprocess: bool = True
-    d_events: int = 50_000  # per trial, per audit variant
+    d_events: int = 100_000  # per trial, per audit variant
     d_sqlite_events: int = 15_000  # with the SQLite sink (it syncs each batch); < its buffer
     e_events: int = 2000
     f_sizes: tuple[int, ...] = (1000, 5000, 10_000)
