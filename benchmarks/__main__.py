@@ -11,16 +11,17 @@ import time
 from dataclasses import replace
 from typing import Any
 
-from . import codecs, latency, scale, stall, throughput
+from . import audit, codecs, latency, scale, stall, throughput
 from .common import FULL, QUICK, progress, quiet_logs
 from .report import machine, render, summary
 from .systems import by_name
 
-#: Workload letter -> runner. D (audit) joins when the audit package lands.
+#: Workload letter -> runner.
 WORKLOADS: dict[str, Any] = {
     "A": throughput.run,
     "B": latency.run,
     "C": stall.run,
+    "D": lambda cfg, systems: audit.run(cfg),
     "E": lambda cfg, systems: codecs.run(cfg),
     "F": scale.run,
 }
@@ -58,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     letters = [x.strip().upper() for x in args.workloads.split(",") if x.strip()]
     unknown = [x for x in letters if x not in WORKLOADS]
     if unknown:
-        parser.error(f"unknown workloads {unknown}; known: {sorted(WORKLOADS)} (D comes later)")
+        parser.error(f"unknown workloads {unknown}; known: {sorted(WORKLOADS)}")
     try:
         wanted = by_name(args.systems.split(",") if args.systems else None)
     except ValueError as exc:
@@ -87,7 +88,6 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine(),
         "config": {k: v for k, v in cfg.__dict__.items() if k != "extra"},
         "skipped": skipped,
-        "workload_D": "not yet: waits for the audit package (attach_audit_trail)",
     }
     args.out.mkdir(parents=True, exist_ok=True)
     stem = args.out / f"{date}-{cfg.mode}"

@@ -219,6 +219,53 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             not problems,
             note,
         )
+    d = results.get("D")
+    if d:
+        rate = d["entries_per_s"]
+        for ours, other, target, bound, higher in (
+            (
+                "queued",
+                "floor_queued",
+                "queued, no chain: entries/s >= 0.7 x the audit floor",
+                0.7,
+                True,
+            ),
+            (
+                "inline",
+                "floor_inline",
+                "inline, no chain: entries/s >= 1.0 x the audit floor (inline: a callback)",
+                1.0,
+                True,
+            ),
+            (
+                "queued",
+                "queued_chain",
+                "queued: the hash chain costs <= 2x (entries/s no chain / chain)",
+                2.0,
+                False,
+            ),
+            (
+                "inline",
+                "inline_chain",
+                "inline: the hash chain costs <= 2x (entries/s no chain / chain)",
+                2.0,
+                False,
+            ),
+        ):
+            if ours not in rate or other not in rate:
+                continue
+            rs = ratios(rate[ours], rate[other])
+            m = _med(rs)
+            ok = None if m is None else (m >= bound if higher else m <= bound)
+            add(f"D {ours}", target, rs, ok)
+        if "sqlite_chain" in rate and "queued_chain" in rate:
+            add(
+                "D sqlite",
+                "queued, chain, SqliteSink: entries/s / queued chain without a sink (no target)",
+                ratios(rate["sqlite_chain"], rate["queued_chain"]),
+                None,
+                f"{_num(_med(_present(rate['sqlite_chain'])), '/s')}, reported",
+            )
     e = results.get("E")
     if e and "pydantic_json" in e["total_ns"]:
         rs = ratios(e["total_ns"]["pydantic_json"], e["total_ns"]["msgspec_json"])
@@ -242,6 +289,10 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 f"{_num(_med_of(f, OURS, 'bytes_per_sub'), 'B')} per idle subscription",
             )
     return rows
+
+
+def _present(values: list[float | None]) -> list[float]:
+    return [v for v in values if v is not None]
 
 
 def _med_of(f: dict[str, Any], system: str, key: str) -> float | None:
@@ -289,10 +340,6 @@ def render(results: dict[str, Any]) -> str:
     )
     if meta.get("skipped"):
         w("Systems skipped: " + "; ".join(f"{k}: {v}" for k, v in meta["skipped"].items()) + ".\n")
-    w(
-        "Workload D (audit) is not in this harness yet: it waits for the audit package "
-        "(`attach_audit_trail`) being written in parallel; it will be one more module.\n"
-    )
 
     rows = targets(results)
     if rows:
@@ -336,6 +383,8 @@ def render(results: dict[str, Any]) -> str:
             )
     if "C" in results:
         _render_c(w, results["C"])
+    if "D" in results:
+        _render_d(w, results["D"])
     if "E" in results:
         _render_e(w, results["E"])
     if "F" in results:
@@ -426,6 +475,57 @@ def _render_c(w: Any, c: dict[str, Any]) -> None:
             f"{'—' if ret is None else f'{ret:,.1f} B'} | {_num(r['traced_peak'], 'B')} | "
             f"{_num(r['rss_peak_growth'], 'B')} | {r['healthy_delivered']} | {lag_s} |"
         )
+    w("")
+
+
+def _render_d(w: Any, d: dict[str, Any]) -> None:
+    rate, pub = d["entries_per_s"], d["publish_ns"]
+    w(
+        f"## D: audit entries/s through `attach_audit_trail`, trail capacity "
+        f"{d['trail_capacity']:,}, subscription capacity {d['capacity']}\n"
+    )
+    w(
+        "Mixed catalogue events (tool call started/finished, token usage, agent started; 1 tool "
+        f"call in 16 carries a secret header), bursts of {d['batch']} then one yield. Entries/s: "
+        "events / (first publish .. `flush()` returned, or the floor's consumer done). The ratio "
+        "is to the variant's floor (`floor_inline` for the inline modes, else `floor_queued`), "
+        "per repeat, then the median; publish ns/event includes the recording for inline.\n"
+    )
+    w(
+        "| variant | entries/s | / its floor | chain cost: no chain / chain | "
+        "publish ns/event | events |"
+    )
+    w("| --- | --- | --- | --- | --- | --- |")
+    for name, label in d["labels"].items():
+        err = d["errors"].get(name)
+        if err and not _present(rate[name]):
+            w(f"| `{name}`: {label} | error: {err[:120]} | | | | |")
+            continue
+        floor = d["floors"].get(name)
+        to_floor = _ratio_cell(ratios(rate[name], rate[floor])) if floor in rate else "—"
+        plain = name.removesuffix("_chain")
+        chain_cost = (
+            _ratio_cell(ratios(rate[plain], rate[name]))
+            if name.endswith("_chain") and plain in rate
+            else "—"
+        )
+        w(
+            f"| `{name}`: {label} | {_cell(rate[name], '/s')} | {to_floor} | {chain_cost} | "
+            f"{_cell(pub[name], 'ns')} | {d['events'][name]:,} |"
+        )
+    w("")
+    w("Per repeat, against the floor:\n")
+    w("| variant | entries/s / floor, per repeat → median |")
+    w("| --- | --- |")
+    for name, floor in d["floors"].items():
+        if floor in rate:
+            w(f"| `{name}` / `{floor}` | {_per_repeat(ratios(rate[name], rate[floor]))} |")
+    if "queued" in rate and "floor_queued_json" in rate:
+        rs = ratios(rate["queued"], rate["floor_queued_json"])
+        w(f"| `queued` / `floor_queued_json` (reported only) | {_per_repeat(rs)} |")
+    errors = {k: v for k, v in d["errors"].items() if _present(rate[k])}
+    if errors:
+        w(f"\nErrors (a correctness check failed or a trial raised): {errors}")
     w("")
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from benchmarks import codecs, latency, scale, stall, throughput
+from benchmarks import audit, codecs, latency, scale, stall, throughput
 from benchmarks.common import TINY, run_fresh
 from benchmarks.report import render, targets
 from benchmarks.systems import SYSTEMS, System
@@ -90,6 +90,73 @@ def test_scale_trial_measures_memory_per_idle_subscription(system: type[System])
     assert r["publish_ns"] > 0
 
 
+@pytest.mark.parametrize("variant", [pytest.param(v, id=v.name) for v in audit.VARIANTS])
+def test_audit_trial_records_every_event_as_one_entry(variant: audit.Variant) -> None:
+    pool = audit.audit_events(64)
+    r = run_fresh(TINY.trial_timeout, audit.trial, variant, pool, 300)
+    assert r["entries_per_s"] > 0
+    assert r["publish_ns"] > 0
+
+
+def test_audit_events_mix_four_catalogue_kinds_and_carry_the_secret() -> None:
+    events = audit.audit_events(64)
+    assert {type(e).__name__ for e in events} == {
+        "ToolExecutionStarted",
+        "ToolExecutionFinished",
+        "TokenUsageUpdate",
+        "AgentStarted",
+    }
+    assert audit.SECRET.encode() in b"".join(msgspec.json.encode(e) for e in events)
+
+
+def test_audit_floor_records_one_entry_per_event_in_order() -> None:
+    recorder = audit.FloorRecorder(3)
+    events = audit.audit_events(4)
+    for event in events:
+        recorder.record(event)
+    assert recorder.seq == 4
+    assert [e.seq for e in recorder.entries] == [2, 3, 4]
+    assert [e.kind for e in recorder.entries] == ["finished", "tokens", "agent_started"]
+    assert recorder.entries[-1].actor == str(events[3].id)
+
+
+class _Stats(msgspec.Struct):
+    seen: int = 5
+    appended: int = 5
+    lagged: int = 0
+    gaps: int = 0
+    failed: int = 0
+    unmapped: int = 0
+    sink_written: int = 0
+    sink_errors: int = 0
+    sink_lost: int = 0
+
+
+def test_audit_check_rejects_a_lossy_or_leaky_trail() -> None:
+    from audit import AuditTrail, Other
+
+    variant = audit.BY_NAME["queued_chain"]
+    trail = AuditTrail(10)
+    for i in range(5):
+        trail.append("system", Other(detail="x"), f"r{i}")
+    audit.check_audit(variant, 5, 5, _Stats(), trail)  # a correct run passes
+    with pytest.raises(AssertionError, match="seen 4"):
+        audit.check_audit(variant, 5, 5, _Stats(seen=4), trail)
+    with pytest.raises(AssertionError, match="lagged 2"):
+        audit.check_audit(variant, 5, 5, _Stats(lagged=2), trail)
+    trail.append("system", Other(detail="x"), audit.SECRET)
+    with pytest.raises(AssertionError, match="a secret reached the trail"):
+        audit.check_audit(variant, 6, 6, _Stats(seen=6, appended=6), trail)
+
+
+def test_audit_run_reports_every_variant_at_tiny_sizes() -> None:
+    result = audit.run(TINY)
+    assert result["errors"] == {}
+    for name in audit.BY_NAME:
+        assert len(result["entries_per_s"][name]) == TINY.repeats
+        assert all(v is not None and v > 0 for v in result["entries_per_s"][name])
+
+
 def test_codecs_round_trip_and_agree_on_the_wire() -> None:
     result = codecs.run(TINY)
     assert {"msgspec_json", "msgspec_msgpack"} <= set(result["total_ns"])
@@ -115,6 +182,7 @@ def test_whole_harness_writes_a_report_with_targets_at_tiny_sizes() -> None:
         "A": throughput.run(TINY, systems),
         "B": latency.run(TINY, systems),
         "C": stall.run(TINY, systems),
+        "D": audit.run(TINY),
         "E": codecs.run(TINY),
         "F": scale.run(TINY, systems),
     }
@@ -137,7 +205,11 @@ def test_whole_harness_writes_a_report_with_targets_at_tiny_sizes() -> None:
     rows = {(r["workload"], r["target"].split(" ")[0]) for r in targets(results)}
     assert ("A S=1", "deliveries/s") in rows
     assert ("C", "memory") in rows
+    assert ("D queued", "queued,") in rows
+    assert ("D inline", "inline:") in rows
+    assert ("D sqlite", "queued,") in rows
     assert ("F", "publish") in rows
     text = render(results)
     assert "## Targets of issue 7" in text
-    assert "Workload D (audit) is not in this harness yet" in text
+    assert "## D: audit entries/s" in text
+    assert "not in this harness yet" not in text
