@@ -1259,7 +1259,7 @@ def _check_kinds(kinds: Iterable[type | str]) -> tuple[type | str, ...]:
         kinds = (kinds,)
     result = tuple(kinds)
     if not result:
-        raise ValueError("kinds must not be empty (pass None to receive every kind)")
+        raise ValueError("kinds must not be empty (pass None for every kind)")
     for k in result:
         if not (isinstance(k, str) or (isinstance(k, type) and issubclass(k, msgspec.Struct))):
             raise TypeError(f"kinds must hold event classes or tag strings, got {k!r}")

@@ -44,7 +44,7 @@ import anyio
 import msgspec
 from anyio import ClosedResourceError, EndOfStream, WouldBlock
 
-from ._bus import EventBus, Subscription, SubscriptionStatistics
+from ._bus import EventBus, Subscription, SubscriptionStatistics, _check_kinds
 from ._envelope import Envelope
 
 if TYPE_CHECKING:
@@ -224,18 +224,6 @@ def capture_events(
     if not isinstance(bus, EventBus):
         raise TypeError(f"bus must be an EventBus, got {type(bus).__name__}")
     return CapturedEvents(bus, None if kinds is None else _check_kinds(kinds))
-
-
-def _check_kinds(kinds: Iterable[type | str]) -> tuple[type | str, ...]:
-    if isinstance(kinds, str | type):
-        kinds = (kinds,)
-    result = tuple(kinds)
-    if not result:
-        raise ValueError("kinds must not be empty (pass None to record every kind)")
-    for k in result:
-        if not (isinstance(k, str) or (isinstance(k, type) and issubclass(k, msgspec.Struct))):
-            raise TypeError(f"kinds must hold event classes or tag strings, got {k!r}")
-    return result
 
 
 # -- expect --------------------------------------------------------------------------------
