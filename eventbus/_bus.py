@@ -648,7 +648,7 @@ class _RingSubscription(Subscription[T]):
                 # asyncio: every waiting ring subscription awaits one shared future, so a
                 # publish wakes them all with a single set_result (tokio's design).
                 future = bus._ring_future
-                if future is None or future.done():
+                if future is None or future.done() or future.get_loop() is not loop:
                     future = bus._ring_future = loop.create_future()
                     bus._ring_parked = True
                 try:

@@ -139,3 +139,35 @@ def test_publish_threadsafe_while_the_asyncio_loop_runs_in_another_thread() -> N
     envelope = bus.publish_threadsafe(Ping(n=9))
     loop_thread.join(10)
     assert received == [envelope]
+
+
+def test_a_bus_outlives_an_event_loop_whose_consumer_was_left_waiting() -> None:
+    bus = EventBus[Ping]()
+    first = bus.subscribe()
+
+    abandoned: list[asyncio.Task[Envelope[Ping]]] = []
+
+    async def abandon() -> None:
+        abandoned.append(asyncio.get_running_loop().create_task(first.receive()))
+        await asyncio.sleep(0)  # the task parks; the loop then ends without resolving it
+
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(abandon())
+    finally:
+        loop.close()
+
+    async def reuse() -> list[int]:
+        with bus.subscribe() as second:
+            got: list[int] = []
+
+            async def consume() -> None:
+                got.append((await second.receive()).seq)
+
+            task = asyncio.get_running_loop().create_task(consume())
+            await asyncio.sleep(0)
+            bus.publish(Ping())
+            await asyncio.wait_for(task, 5)
+            return got
+
+    assert asyncio.run(reuse()) == [1]
