@@ -18,8 +18,9 @@ from anyio.abc import TaskGroup, TaskStatus
 from eventbus import Envelope, EventBus, Subscription
 
 from ._actions import ACTION_TYPES, AuditAction, EventsDropped, Other
-from ._entry import AuditEntry
+from ._entry import _DOMAIN_HASH, AuditEntry, _encode
 from ._mapper import AuditMapper
+from ._redact import bound_text
 from ._trail import AuditTrail
 
 if TYPE_CHECKING:
@@ -33,6 +34,7 @@ AuditMode = Literal["queued", "lossless", "inline"]
 SinkErrorPolicy = Literal["raise", "count"]
 
 _log = structlog.get_logger("audit")
+_time_ns = time.time_ns
 
 #: Envelopes the consumer takes before it yields to the scheduler.
 _BATCH: Final = 256
@@ -400,7 +402,12 @@ class Auditor:
             self._lag_unlogged = 0
 
     def _record(self, envelope: Envelope[Any]) -> None:
-        """Map, redact and append one envelope. Never raises for a bad mapping."""
+        """Map, redact and append one envelope. Never raises for a bad mapping.
+
+        The hot path of every mode: the append is done here rather than through
+        ``AuditTrail._append`` (same entry, same hash), and the hash reuses the resource's
+        bytes instead of encoding the text again.
+        """
         event = envelope.event
         mapper = self._mapper
         info = mapper._resolved.get(type(event))
@@ -409,7 +416,12 @@ class Auditor:
         error: Exception | None = None
         action: AuditAction
         fn = info.fn
-        if fn is None:
+        if info.trusted:  # the built-in mapping: returns (str, action), never EventsDropped
+            try:
+                actor, action = fn(event)  # type: ignore[misc]
+            except Exception as exc:
+                error = exc
+        elif fn is None:
             actor, action = "system", Other(detail=envelope.kind)
             self._unmapped += 1
             self._trail._unmapped += 1
@@ -423,27 +435,80 @@ class Auditor:
                     )
             except Exception as exc:
                 error = exc
+            else:
+                if type(action) is EventsDropped:
+                    self._trail._dropped += action.count
         try:
-            resource = mapper._resource(event, info.scan)
+            raw = mapper._resource_raw(event, info.scan)
         except Exception as exc:
-            resource = "<unavailable: redaction failed>"
+            raw = b"<unavailable: redaction failed>"
             error = error or exc
+        limit = mapper._limit
+        if len(raw) <= limit:
+            resource = raw.decode("utf-8", "replace")
+        else:
+            resource = bound_text(raw, limit)
+            raw = resource.encode()
         if error is not None:
             actor, action = "system", self._mapping_failed(envelope.kind, error)
-        entry = self._trail._append(
+
+        # The append (AuditTrail._append, inlined).
+        trail = self._trail
+        seq = trail._seq + 1
+        recorded_ns = _time_ns()
+        event_seq = envelope.seq
+        if trail._chain:
+            prev = trail._prev
+            h = _DOMAIN_HASH.copy()
+            h.update(
+                _encode(
+                    (
+                        seq,
+                        envelope.ts_ns,
+                        recorded_ns,
+                        actor,
+                        action,
+                        event_seq,
+                        envelope.event_id,
+                        envelope.kind,
+                        info.category,
+                        info.primitive,
+                        envelope.correlation_id,
+                        envelope.causation_id,
+                        prev,
+                    )
+                )
+            )
+            h.update(raw)  # == resource.encode(): raw is valid UTF-8
+            digest = trail._prev = h.hexdigest()
+        else:
+            prev = digest = ""
+        entry = AuditEntry(
+            seq,
             envelope.ts_ns,
+            recorded_ns,
             actor,
             action,
             resource,
-            envelope.seq,
+            event_seq,
             envelope.event_id,
             envelope.kind,
             info.category,
             info.primitive,
             envelope.correlation_id,
             envelope.causation_id,
+            prev,
+            digest,
         )
-        self._last_seq = envelope.seq
+        entries = trail._entries
+        if len(entries) == trail._capacity:
+            oldest = entries[0]  # evicted by the append below
+            trail._anchor = (oldest.seq, oldest.hash)
+            trail._evicted += 1
+        entries.append(entry)
+        trail._seq = seq
+
+        self._last_seq = event_seq
         self._seen += 1
         self._appended += 1
         if self._sink is not None:
