@@ -20,7 +20,7 @@ from eventbus import Envelope, EventBus, Subscription
 from ._actions import ACTION_TYPES, AuditAction, EventsDropped, Other
 from ._entry import _DOMAIN_HASH, AuditEntry, _encode
 from ._mapper import AuditMapper
-from ._redact import bound_text
+from ._redact import bound_text, canonical_json
 from ._trail import AuditTrail
 
 if TYPE_CHECKING:
@@ -35,6 +35,7 @@ SinkErrorPolicy = Literal["raise", "count"]
 
 _log = structlog.get_logger("audit")
 _time_ns = time.time_ns
+_canonical = canonical_json
 
 #: Envelopes the consumer takes before it yields to the scheduler.
 _BATCH: Final = 256
@@ -150,7 +151,6 @@ class Auditor:
         self._last_seq = 0  # bus seq of the newest envelope recorded (or of the start)
         self._lag_seen = 0  # subscription losses already written as EventsDropped
         self._seen = 0
-        self._appended = 0
         self._gaps = 0
         self._failed = 0
         self._unmapped = 0
@@ -189,7 +189,7 @@ class Auditor:
         bus = self._bus
         if self._mode == "inline":
             self._last_seq = bus.statistics().published
-            self._remove_tap = bus.add_tap(self._on_tap)
+            self._remove_tap = bus.add_tap(self._record)
         else:
             self._sub = bus.subscribe(
                 max_buffer_size=self._max_buffer_size,
@@ -299,7 +299,7 @@ class Auditor:
     async def _consume(self) -> None:
         sub = self._sub
         assert sub is not None
-        on_envelope = self._on_envelope
+        on_envelope = self._record
         pending = self._pending
         # Without a sink nothing is ever pending, so the bound never stops a batch.
         limit = self._sink_buffer if self._sink is not None else 1
@@ -344,16 +344,7 @@ class Auditor:
                 envelope = sub.receive_nowait()
             except (WouldBlock, EndOfStream, ClosedResourceError):
                 return
-            self._on_envelope(envelope)
-
-    def _on_envelope(self, envelope: Envelope[Any]) -> None:
-        seq = envelope.seq
-        if seq != self._last_seq + 1:
-            self._check_gap(envelope)
-        self._record(envelope)
-
-    def _on_tap(self, envelope: Envelope[Any]) -> None:
-        self._record(envelope)
+            self._record(envelope)
 
     def _check_gap(self, envelope: Envelope[Any]) -> None:
         """A jump in the bus's seq: a gap if the subscription lost envelopes (else a replay).
@@ -385,7 +376,6 @@ class Auditor:
             None,
         )
         self._gaps += 1
-        self._appended += 1
         self._to_sink(entry)
         self._lag_unlogged += count
         now = time.monotonic_ns()
@@ -402,12 +392,16 @@ class Auditor:
             self._lag_unlogged = 0
 
     def _record(self, envelope: Envelope[Any]) -> None:
-        """Map, redact and append one envelope. Never raises for a bad mapping.
+        """Record one envelope (first a gap entry if envelopes were lost before it): map,
+        redact and append it. Never raises for a bad mapping. It is also the inline tap.
 
         The hot path of every mode: the append is done here rather than through
         ``AuditTrail._append`` (same entry, same hash), and the hash reuses the resource's
         bytes instead of encoding the text again.
         """
+        event_seq = envelope.seq
+        if event_seq != self._last_seq + 1:  # never for a tap: it sees every publish
+            self._check_gap(envelope)
         event = envelope.event
         mapper = self._mapper
         info = mapper._resolved.get(type(event))
@@ -438,11 +432,18 @@ class Auditor:
             else:
                 if type(action) is EventsDropped:
                     self._trail._dropped += action.count
-        try:
-            raw = mapper._resource_raw(event, info.scan)
-        except Exception as exc:
-            raw = b"<unavailable: redaction failed>"
-            error = error or exc
+        raw: bytes | None = None
+        if info.plain:  # nothing to redact in any instance: just the canonical JSON
+            try:
+                raw = _canonical(event)
+            except Exception:
+                raw = None  # unencodable: _resource_raw writes the marker
+        if raw is None:
+            try:
+                raw = mapper._resource_raw(event, info.scan)
+            except Exception as exc:
+                raw = b"<unavailable: redaction failed>"
+                error = error or exc
         limit = mapper._limit
         if len(raw) <= limit:
             resource = raw.decode("utf-8", "replace")
@@ -456,7 +457,6 @@ class Auditor:
         trail = self._trail
         seq = trail._seq + 1
         recorded_ns = _time_ns()
-        event_seq = envelope.seq
         if trail._chain:
             prev = trail._prev
             h = _DOMAIN_HASH.copy()
@@ -510,7 +510,6 @@ class Auditor:
 
         self._last_seq = event_seq
         self._seen += 1
-        self._appended += 1
         if self._sink is not None:
             self._to_sink(entry)
 
@@ -655,7 +654,7 @@ class Auditor:
         return AuditorStatistics(
             mode=self._mode,
             seen=self._seen,
-            appended=self._appended,
+            appended=self._seen + self._gaps,
             lagged=lagged,
             gaps=self._gaps,
             failed=self._failed,

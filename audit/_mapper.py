@@ -47,7 +47,7 @@ class _TypeInfo:
     (one ``match``) on the first event and puts it in its place.
     """
 
-    __slots__ = ("category", "fn", "known", "primitive", "scan", "trusted")
+    __slots__ = ("category", "fn", "known", "plain", "primitive", "scan", "trusted")
 
     def __init__(
         self,
@@ -64,6 +64,9 @@ class _TypeInfo:
         self.known = known
         self.scan = scan
         self.trusted = trusted
+        # Stored as its canonical JSON, unredacted: set by the mapper (default redactor and a
+        # class none of whose instances can hold a secret-looking key, or no redactor).
+        self.plain = False
 
 
 def _label(value: object) -> str | None:
@@ -183,6 +186,7 @@ class AuditMapper:
                 break
         category, primitive = _category_of(event_type)
         info = _TypeInfo(fn, category, primitive, fn is not None, scan_plan(event_type))
+        info.plain = self._redact is None or (self._redact is redact_secrets and info.scan is None)
         if fn is None and self._builtin and is_catalogue_class(event_type):
             info.fn = self._first_event(info)
             info.known = info.trusted = True

@@ -465,3 +465,16 @@ async def test_a_mapping_function_may_write_events_dropped_and_it_is_counted() -
         bus.publish(AgentStarted(id=AGENT))  # type: ignore[arg-type]
         await auditor.flush()
     assert trail.statistics().dropped == 4
+
+
+async def test_an_unencodable_value_in_a_plain_field_gets_the_marker_too() -> None:
+    # A class whose fields can never hold a secret takes the no-redaction path; an encoding
+    # failure there is still recorded as unencodable, not as a failed mapping.
+    trail = AuditTrail()
+    async with EventBus() as bus, attach_audit_trail(bus, trail) as auditor:
+        bus.publish(AgentStarted(id=object()))  # type: ignore[arg-type]
+        await auditor.flush()
+    [entry] = trail.entries()
+    assert entry.resource.startswith("<unencodable: ")
+    assert entry.action == AgentSpawn(task_type="started")
+    assert auditor.statistics().failed == 0
