@@ -224,7 +224,7 @@ def _uid(value: UUID) -> str:
 
 # -- supervisor events: seed 003, exactly -----------------------------------------------------
 #
-# One function per class; the mapper resolves it once per class (see family_mapper), so an
+# One function per class; the mapper resolves it once per class (AuditMapper._first_event), so an
 # event costs one call, not a walk down a long ``match``. Which function maps which class is
 # said once, in _supervisor_fn's ``match``, whose ``assert_never`` makes a class without one a
 # type error.
