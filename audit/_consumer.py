@@ -18,8 +18,9 @@ from anyio.abc import TaskGroup, TaskStatus
 from eventbus import Envelope, EventBus, Subscription
 
 from ._actions import ACTION_TYPES, AuditAction, EventsDropped, Other
-from ._entry import AuditEntry
+from ._entry import _DOMAIN_HASH, AuditEntry, _encode
 from ._mapper import AuditMapper
+from ._redact import bound_text, canonical_json
 from ._trail import AuditTrail
 
 if TYPE_CHECKING:
@@ -33,6 +34,8 @@ AuditMode = Literal["queued", "lossless", "inline"]
 SinkErrorPolicy = Literal["raise", "count"]
 
 _log = structlog.get_logger("audit")
+_time_ns = time.time_ns
+_canonical = canonical_json
 
 #: Envelopes the consumer takes before it yields to the scheduler.
 _BATCH: Final = 256
@@ -148,7 +151,6 @@ class Auditor:
         self._last_seq = 0  # bus seq of the newest envelope recorded (or of the start)
         self._lag_seen = 0  # subscription losses already written as EventsDropped
         self._seen = 0
-        self._appended = 0
         self._gaps = 0
         self._failed = 0
         self._unmapped = 0
@@ -187,7 +189,7 @@ class Auditor:
         bus = self._bus
         if self._mode == "inline":
             self._last_seq = bus.statistics().published
-            self._remove_tap = bus.add_tap(self._on_tap)
+            self._remove_tap = bus.add_tap(self._record)
         else:
             self._sub = bus.subscribe(
                 max_buffer_size=self._max_buffer_size,
@@ -297,7 +299,7 @@ class Auditor:
     async def _consume(self) -> None:
         sub = self._sub
         assert sub is not None
-        on_envelope = self._on_envelope
+        on_envelope = self._record
         pending = self._pending
         # Without a sink nothing is ever pending, so the bound never stops a batch.
         limit = self._sink_buffer if self._sink is not None else 1
@@ -342,16 +344,7 @@ class Auditor:
                 envelope = sub.receive_nowait()
             except (WouldBlock, EndOfStream, ClosedResourceError):
                 return
-            self._on_envelope(envelope)
-
-    def _on_envelope(self, envelope: Envelope[Any]) -> None:
-        seq = envelope.seq
-        if seq != self._last_seq + 1:
-            self._check_gap(envelope)
-        self._record(envelope)
-
-    def _on_tap(self, envelope: Envelope[Any]) -> None:
-        self._record(envelope)
+            self._record(envelope)
 
     def _check_gap(self, envelope: Envelope[Any]) -> None:
         """A jump in the bus's seq: a gap if the subscription lost envelopes (else a replay).
@@ -383,7 +376,6 @@ class Auditor:
             None,
         )
         self._gaps += 1
-        self._appended += 1
         self._to_sink(entry)
         self._lag_unlogged += count
         now = time.monotonic_ns()
@@ -400,7 +392,16 @@ class Auditor:
             self._lag_unlogged = 0
 
     def _record(self, envelope: Envelope[Any]) -> None:
-        """Map, redact and append one envelope. Never raises for a bad mapping."""
+        """Record one envelope (first a gap entry if envelopes were lost before it): map,
+        redact and append it. Never raises for a bad mapping. It is also the inline tap.
+
+        The hot path of every mode: the append is done here rather than through
+        ``AuditTrail._append`` (same entry, same hash), and the hash reuses the resource's
+        bytes instead of encoding the text again.
+        """
+        event_seq = envelope.seq
+        if event_seq != self._last_seq + 1:  # never for a tap: it sees every publish
+            self._check_gap(envelope)
         event = envelope.event
         mapper = self._mapper
         info = mapper._resolved.get(type(event))
@@ -409,7 +410,12 @@ class Auditor:
         error: Exception | None = None
         action: AuditAction
         fn = info.fn
-        if fn is None:
+        if info.trusted:  # the built-in mapping: returns (str, action), never EventsDropped
+            try:
+                actor, action = fn(event)  # type: ignore[misc]
+            except Exception as exc:
+                error = exc
+        elif fn is None:
             actor, action = "system", Other(detail=envelope.kind)
             self._unmapped += 1
             self._trail._unmapped += 1
@@ -423,29 +429,87 @@ class Auditor:
                     )
             except Exception as exc:
                 error = exc
-        try:
-            resource = mapper._resource(event, info.scan)
-        except Exception as exc:
-            resource = "<unavailable: redaction failed>"
-            error = error or exc
+            else:
+                if type(action) is EventsDropped:
+                    self._trail._dropped += action.count
+        raw: bytes | None = None
+        if info.plain:  # nothing to redact in any instance: just the canonical JSON
+            try:
+                raw = _canonical(event)
+            except Exception:
+                raw = None  # unencodable: _resource_raw writes the marker
+        if raw is None:
+            try:
+                raw = mapper._resource_raw(event, info.scan)
+            except Exception as exc:
+                raw = b"<unavailable: redaction failed>"
+                error = error or exc
+        limit = mapper._limit
+        if len(raw) <= limit:
+            resource = raw.decode("utf-8", "replace")
+        else:
+            resource = bound_text(raw, limit)
+            raw = resource.encode()
         if error is not None:
             actor, action = "system", self._mapping_failed(envelope.kind, error)
-        entry = self._trail._append(
+
+        # The append (AuditTrail._append, inlined).
+        trail = self._trail
+        seq = trail._seq + 1
+        recorded_ns = _time_ns()
+        if trail._chain:
+            prev = trail._prev
+            h = _DOMAIN_HASH.copy()
+            h.update(
+                _encode(
+                    (
+                        seq,
+                        envelope.ts_ns,
+                        recorded_ns,
+                        actor,
+                        action,
+                        event_seq,
+                        envelope.event_id,
+                        envelope.kind,
+                        info.category,
+                        info.primitive,
+                        envelope.correlation_id,
+                        envelope.causation_id,
+                        prev,
+                    )
+                )
+            )
+            h.update(raw)  # == resource.encode(): raw is valid UTF-8
+            digest = trail._prev = h.hexdigest()
+        else:
+            prev = digest = ""
+        entry = AuditEntry(
+            seq,
             envelope.ts_ns,
+            recorded_ns,
             actor,
             action,
             resource,
-            envelope.seq,
+            event_seq,
             envelope.event_id,
             envelope.kind,
             info.category,
             info.primitive,
             envelope.correlation_id,
             envelope.causation_id,
+            prev,
+            digest,
         )
-        self._last_seq = envelope.seq
+        entries = trail._entries
+        if len(entries) == trail._capacity:
+            oldest = entries[0]  # evicted by the append below
+            trail._anchor = (oldest.seq, oldest.hash)
+            trail._evicted += 1
+        entries.append(entry)
+        trail._seq = seq
+
+        self._last_seq = event_seq
         self._seen += 1
-        self._appended += 1
         if self._sink is not None:
             self._to_sink(entry)
 
@@ -590,7 +654,7 @@ class Auditor:
         return AuditorStatistics(
             mode=self._mode,
             seen=self._seen,
-            appended=self._appended,
+            appended=self._seen + self._gaps,
             lagged=lagged,
             gaps=self._gaps,
             failed=self._failed,

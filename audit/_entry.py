@@ -20,7 +20,9 @@ GENESIS_HASH: Final = "0" * 64
 # anything else; the JSON array is self-delimiting, so the resource that follows is unambiguous.
 _DOMAIN: Final = b"kernel-eventbus/audit-entry/v1\x00"
 _encode = msgspec.json.Encoder().encode
-_sha256 = hashlib.sha256
+# SHA-256 with the domain tag already absorbed: ``copy()`` is cheaper than a new hash object
+# plus an update (about 85 ns per entry). Only ever copied, never updated itself.
+_DOMAIN_HASH: Final = hashlib.sha256(_DOMAIN)
 
 
 class AuditEntry(msgspec.Struct, frozen=True, gc=False):
@@ -91,7 +93,7 @@ def _digest(
     causation_id: str | None,
     prev_hash: str,
 ) -> str:
-    h = _sha256(_DOMAIN)
+    h = _DOMAIN_HASH.copy()
     h.update(
         _encode(
             (

@@ -9,8 +9,9 @@ from typing import Any, Final, TypeAlias, TypeVar, overload
 import msgspec
 
 from ._actions import AuditAction, Other
-from ._kernel import family_mapper
+from ._kernel import is_catalogue_class, kernel_fn
 from ._redact import (
+    _SCALARS,
     ALWAYS,
     REDACTED,
     Redactor,
@@ -34,12 +35,19 @@ MapFn: TypeAlias = Callable[[Any], tuple[str, AuditAction]]
 MIN_RESOURCE_BYTES: Final = 64
 
 _ENCODE_ERRORS: Final = (msgspec.EncodeError, TypeError, ValueError, OverflowError)
+_canonical: Final = canonical_json
 
 
 class _TypeInfo:
-    """What the mapper resolved for one event class (cached per class)."""
+    """What the mapper resolved for one event class (cached per class).
 
-    __slots__ = ("category", "fn", "known", "primitive", "scan")
+    ``trusted`` marks the built-in mapping, whose functions always return ``(str,
+    AuditAction)`` and never an ``EventsDropped``: the audit consumer skips checking what they
+    return. A built-in class's ``fn`` starts as a stub that looks up the class's own function
+    (one ``match``) on the first event and puts it in its place.
+    """
+
+    __slots__ = ("category", "fn", "known", "plain", "primitive", "scan", "trusted")
 
     def __init__(
         self,
@@ -48,12 +56,17 @@ class _TypeInfo:
         primitive: str | None,
         known: bool,
         scan: ScanPlan,
+        trusted: bool = False,
     ) -> None:
         self.fn = fn
         self.category = category
         self.primitive = primitive
         self.known = known
         self.scan = scan
+        self.trusted = trusted
+        # Stored as its canonical JSON, unredacted: set by the mapper (default redactor and a
+        # class none of whose instances can hold a secret-looking key, or no redactor).
+        self.plain = False
 
 
 def _label(value: object) -> str | None:
@@ -171,12 +184,26 @@ class AuditMapper:
             fn = self._registered.get(base)
             if fn is not None:
                 break
-        if fn is None and self._builtin:
-            fn = family_mapper(event_type, self.args_json)
         category, primitive = _category_of(event_type)
         info = _TypeInfo(fn, category, primitive, fn is not None, scan_plan(event_type))
+        info.plain = self._redact is None or (self._redact is redact_secrets and info.scan is None)
+        if fn is None and self._builtin and is_catalogue_class(event_type):
+            info.fn = self._first_event(info)
+            info.known = info.trusted = True
         self._resolved[event_type] = info
         return info
+
+    def _first_event(self, info: _TypeInfo) -> MapFn:
+        """A catalogue class's stub ``fn``: on the first event, find the class's function."""
+        args_json = self.args_json
+
+        def first(event: Any) -> tuple[str, AuditAction]:
+            fn = kernel_fn(event, args_json)
+            assert fn is not None  # only catalogue classes get this stub
+            info.fn = fn
+            return fn(event)
+
+        return first
 
     def map(self, event: object, kind: str) -> tuple[str, AuditAction, bool]:
         """Map one event.
@@ -217,17 +244,30 @@ class AuditMapper:
         return self._resource(value, ALWAYS)
 
     def _resource(self, value: object, scan: ScanPlan) -> str:
+        raw = self._resource_raw(value, scan)
+        if len(raw) <= self._limit:
+            return raw.decode("utf-8", "replace")
+        return bound_text(raw, self._limit)
+
+    def _resource_raw(self, value: object, scan: ScanPlan) -> bytes:
+        """The UTF-8 of ``value``'s resource before bounding (unencodable: already bounded).
+
+        Always valid UTF-8 (msgspec's output, or ``str.encode``), so decoding it and encoding
+        the text again gives these bytes back.
+        """
         try:
-            raw = canonical_json(value)
+            raw = _canonical(value)
         except _ENCODE_ERRORS as exc:
-            return bound_text(f"<unencodable: {exc}>".encode(), self._limit)
+            return bound_text(f"<unencodable: {exc}>".encode(), self._limit).encode()
         redact = self._redact
         if redact is redact_secrets:
-            if scan is not None and (scan is ALWAYS or _any_secret(value, scan)):
-                raw = canonical_json(redact_secrets(msgspec.to_builtins(value)))
+            if scan is None:
+                return raw  # no instance of the class can hold a secret-looking key
+            if scan is ALWAYS or _any_secret(value, scan):
+                raw = _canonical(redact_secrets(msgspec.to_builtins(value)))
         elif redact is not None:
-            raw = canonical_json(redact(msgspec.to_builtins(value)))
-        return bound_text(raw, self._limit)
+            raw = _canonical(redact(msgspec.to_builtins(value)))
+        return raw
 
     def args_json(self, raw: str) -> str:
         """What ``ToolCall.args_json`` stores for a tool call's raw JSON arguments.
@@ -257,7 +297,8 @@ class AuditMapper:
 
 def _any_secret(value: object, fields: ScanPlan) -> bool:
     assert isinstance(fields, tuple)
-    for name in fields:  # noqa: SIM110 (a loop beats any(genexpr) on this path)
-        if contains_secret_key(getattr(value, name)):
+    for name in fields:
+        field = getattr(value, name)
+        if type(field) not in _SCALARS and contains_secret_key(field):
             return True
     return False

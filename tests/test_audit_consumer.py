@@ -408,3 +408,73 @@ async def test_an_unencodable_event_is_recorded_with_a_marker() -> None:
     assert entry.resource.startswith("<unencodable: ")
     assert entry.action == Other(detail="opaque")
     assert auditor.statistics().failed == 0
+
+
+# -- the inlined append --------------------------------------------------------------------------
+
+
+async def test_recorded_entries_equal_what_the_trail_would_append_and_chain() -> None:
+    # The consumer appends without going through AuditTrail._append; the entries must be the
+    # ones it would have built, hashes included, also for cut resources and failures.
+    mapper = pinger()
+    mapper_small = AuditMapper(max_resource_bytes=64)
+    for m in (mapper, mapper_small):
+        trail = AuditTrail(capacity=5)
+        async with EventBus() as bus, attach_audit_trail(bus, trail, mapper=m) as auditor:
+            bus.publish(
+                ToolExecutionStarted(
+                    session_id="s", tool_name="t", tool_call_id="c", tool_args={"x": "é" * 100}
+                )
+            )
+            for event in sample_events():
+                bus.publish(event)
+            bus.publish(Ping(n=3))
+            await auditor.flush()
+        assert trail.verify() is None
+        assert trail.statistics().evicted == auditor.statistics().appended - 5
+        twin = AuditTrail(capacity=5)
+        for e in trail.entries():
+            twin._seq = e.seq - 1
+            twin._prev = e.prev_hash
+            again = twin._append(
+                e.ts_ns,
+                e.actor,
+                e.action,
+                e.resource,
+                e.event_seq,
+                e.event_id,
+                e.kind,
+                e.category,
+                e.primitive,
+                e.correlation_id,
+                e.causation_id,
+                e.recorded_ns,
+            )
+            assert again == e
+    assert any("…[truncated" in e.resource for e in trail.entries())
+
+
+async def test_a_mapping_function_may_write_events_dropped_and_it_is_counted() -> None:
+    mapper = AuditMapper()
+    mapper.register(
+        Ping, lambda e: ("system", EventsDropped(count=e.n, first_seq=1, last_seq=e.n))
+    )
+    trail = AuditTrail()
+    async with EventBus() as bus, attach_audit_trail(bus, trail, mapper=mapper) as auditor:
+        bus.publish(Ping(n=4))
+        bus.publish(AgentStarted(id=AGENT))  # type: ignore[arg-type]
+        await auditor.flush()
+    assert trail.statistics().dropped == 4
+
+
+async def test_an_unencodable_value_in_a_plain_field_gets_the_marker_too() -> None:
+    # A class whose fields can never hold a secret takes the no-redaction path; an encoding
+    # failure there is still recorded as unencodable, not as a failed mapping.
+    trail = AuditTrail()
+    async with EventBus() as bus, attach_audit_trail(bus, trail) as auditor:
+        bus.publish(AgentStarted(id=object()))  # type: ignore[arg-type]
+        await auditor.flush()
+    [entry] = trail.entries()
+    assert entry.resource.startswith("<unencodable: ")
+    assert entry.action == AgentSpawn(task_type="started")
+    assert auditor.statistics().failed == 0

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any, ClassVar
+from typing import Any, ClassVar, get_args
 
 import msgspec
 import pytest
@@ -39,6 +39,7 @@ from eventbus.events import (
     AgentSpawned,
     AgentStarted,
     AgentStopped,
+    AnyKernelEvent,
     ApprovalRequested,
     ApprovalResolved,
     ApprovalVerdict,
@@ -539,3 +540,61 @@ def test_category_labels_come_from_the_event_class() -> None:
         pass
 
     assert mapper.category_of(Plain) == (None, None)
+
+
+# -- resolved once per class ----------------------------------------------------------------------
+
+
+def test_the_catalogue_union_and_the_class_list_agree() -> None:
+    # The mapping functions are chosen by a match over AnyKernelEvent (checked exhaustive by
+    # mypy); this pins that the union is the whole catalogue the mapper recognises.
+    assert set(get_args(AnyKernelEvent)) == set(ALL_EVENT_TYPES)
+
+
+@pytest.mark.parametrize("cls", ALL_EVENT_TYPES, ids=lambda c: c.__name__)
+def test_each_catalogue_class_gets_its_own_function_once(cls: type[KernelEvent]) -> None:
+    mapper = AuditMapper()
+    event = sample_event(cls)
+    first = mapper.map(event, "kind")
+    info = mapper._resolved[cls]
+    resolved = info.fn
+    assert info.trusted
+    assert mapper.map(event, "kind") == first
+    assert info.fn is resolved  # looked up once, on the first event
+    assert resolved is not None
+    assert resolved(event) == first[:2]
+
+
+def test_a_class_function_kept_by_the_mapper_maps_every_instance_by_its_fields() -> None:
+    mapper = AuditMapper()
+    seen = [
+        mapper.map(AgentStopped(id=A, success=True), "k"),
+        mapper.map(AgentStopped(id=B, success=False), "k"),
+        mapper.map(AgentStarted(id=A), "k"),
+        mapper.map(AgentStarted(id=B), "k"),
+    ]
+    assert seen == [
+        (str(A), AgentExit(reason="completed"), True),
+        (str(B), AgentExit(reason="stopped"), True),
+        (str(A), AgentSpawn(task_type="started"), True),
+        (str(B), AgentSpawn(task_type="started"), True),
+    ]
+
+
+def test_agent_ids_are_formatted_like_str_also_past_the_cache_bound() -> None:
+    from audit import _kernel
+
+    ids = [uuid.UUID(int=i * 7919 + 1) for i in range(_kernel._UUID_TEXT_MAX + 5)]
+    for agent in ids + ids[:3]:
+        assert extract_agent_id(AgentStarted(id=agent)) == str(agent)
+    assert len(_kernel._UUID_TEXT) <= _kernel._UUID_TEXT_MAX
+
+
+def test_a_uuid_subclass_keeps_its_own_str() -> None:
+    class Tagged(uuid.UUID):
+        def __str__(self) -> str:
+            return "agent-" + super().__str__()
+
+    agent = Tagged(int=A.int)
+    assert extract_agent_id(AgentStarted(id=A)) == str(A)  # the plain UUID is cached first
+    assert extract_agent_id(AgentStarted(id=agent)) == f"agent-{A}"

@@ -217,8 +217,8 @@ JSON = st.recursive(
 @settings(max_examples=400)
 @given(args=JSON)
 def test_the_fast_path_never_skips_a_redaction(args: Any) -> None:
-    # The mapper skips the redaction walk when a regex finds nothing secret-looking in the
-    # encoded bytes; the result must equal always walking.
+    # The mapper skips the redaction walk when no key of tool_args is secret-looking (keys
+    # seen safe before are remembered across examples); the result must equal always walking.
     event = ToolExecutionStarted(session_id="s", tool_name="t", tool_call_id="c", tool_args=args)
     slow = canonical_json(redact_secrets(msgspec.to_builtins(event))).decode()
     assert AuditMapper(max_resource_bytes=1 << 20).resource(event) == slow
@@ -266,3 +266,42 @@ def test_scan_plans_look_only_where_a_secret_can_be() -> None:
     assert scan_plan(Login) is ALWAYS
     assert scan_plan(Wrapped) is ALWAYS
     assert scan_plan(Payload) == ("data",)
+
+
+def test_keys_remembered_as_safe_never_hide_a_secret_below_or_beside_them() -> None:
+    mapper = AuditMapper()
+
+    def stored(args: Any) -> str:
+        event = ToolExecutionStarted(
+            session_id="s", tool_name="t", tool_call_id="c", tool_args=args
+        )
+        return mapper.resource(event)
+
+    assert "ls" in stored({"command": "ls", "options": {"depth": 1}})  # keys now known safe
+    nested = stored({"command": "ls", "options": {"password": "hunter2"}})
+    beside = stored({"command": "ls", "options": {"depth": 1}, "api_key": "sk-1"})
+    in_list = stored({"command": "ls", "options": [{"token": "t-1"}]})
+    for text, secret in ((nested, "hunter2"), (beside, "sk-1"), (in_list, "t-1")):
+        assert secret not in text
+        assert REDACTED in text
+
+
+def test_the_memory_of_safe_keys_is_bounded() -> None:
+    from audit import _redact
+
+    mapper = AuditMapper()
+    for i in range(_redact._SAFE_KEYS_MAX + 10):
+        event = ToolExecutionStarted(
+            session_id="s", tool_name="t", tool_call_id="c", tool_args={f"k{i}": i}
+        )
+        mapper.resource(event)
+    assert len(_redact._SAFE_KEYS) <= _redact._SAFE_KEYS_MAX
+
+
+def test_canonical_json_is_the_wire_encoding() -> None:
+    from test_events_samples import sample_events
+
+    from eventbus.codec import encode_json
+
+    for event in sample_events():
+        assert canonical_json(event) == encode_json(event)
