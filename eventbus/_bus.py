@@ -281,15 +281,6 @@ class Subscription(UnreliableObjectReceiveStream[Envelope[T]]):
             return self._take()
         return await self._receive_slow()
 
-    async def __anext__(self) -> Envelope[T]:
-        if self._budget and self._ready():
-            self._budget -= 1
-            return self._take()
-        try:
-            return await self._receive_slow()
-        except EndOfStream:
-            raise StopAsyncIteration from None
-
     async def _receive_slow(self) -> Envelope[T]:
         if self._ready():
             # Budget spent: let other tasks run before taking more.
