@@ -509,16 +509,23 @@ class _RingSubscription(Subscription[T]):
     Its queue is the window ``[max(cursor, head - max_buffer_size), head)`` of ring positions:
     exactly what a private ``drop_oldest`` deque would hold, without a per-subscription append
     on publish. Its losses are derived from the cursor, so they show in ``statistics()`` at
-    once; the bus logs the first loss of a burst when it publishes (see ``_ring_check_lag``).
+    once; the bus logs the first loss of a burst when it publishes (see ``_ring_attention``).
+
+    The receive fast path is one chained comparison and one bound: an envelope is ready, no
+    more of them than the high-water mark already seen (so none was overwritten and the mark
+    needs no update), and the cooperative budget is not spent (``_limit``, the cursor at
+    which to yield; ``-1`` when every take needs the slow path, for ``track_causation``).
     """
 
-    __slots__ = ("_cursor", "_lag_logged", "_start")
+    __slots__ = ("_cursor", "_lag_logged", "_limit", "_start", "_yield_at")
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
         self._cursor = self._bus._ring_pos  # the ring position of the next envelope to take
         self._start = self._cursor  # so delivered == cursor - start - lagged, never counted
         self._lag_logged = False
+        self._yield_at = self._cursor + COOPERATIVE_BUDGET
+        self._limit = -1 if self._track else self._yield_at
 
     def _delivered_count(self) -> int:
         if self._closed:
@@ -540,7 +547,7 @@ class _RingSubscription(Subscription[T]):
         bus = self._bus
         head = bus._ring_pos
         first = head - self._buffered()
-        return [bus._ring[pos % bus._ring_size] for pos in range(first, min(head, first + limit))]
+        return [bus._ring[pos & bus._ring_mask] for pos in range(first, min(head, first + limit))]
 
     def _release(self) -> None:
         self._delivered = self._delivered_count()
@@ -555,34 +562,79 @@ class _RingSubscription(Subscription[T]):
         return super().receive_nowait()
 
     async def receive(self) -> Envelope[T]:
-        if self._budget and self._cursor < self._bus._ring_pos:
-            self._budget -= 1
-            return self._take()
-        return await self._receive_slow()
-
-    async def __anext__(self) -> Envelope[T]:
-        # _take inlined: this is the consumer's hot path.
         bus = self._bus
         pos = self._cursor
-        ready = bus._ring_pos - pos
-        if ready > 0 and self._budget:
-            self._budget -= 1
-            if ready > self._hwm:
-                if ready > self._max:
-                    pos = self._catch_up(ready)
-                else:
-                    self._hwm = ready
+        if 0 < bus._ring_pos - pos <= self._hwm and pos < self._limit:
             self._cursor = pos + 1
-            envelope: Envelope[T] = bus._ring[pos % bus._ring_size]
-            if self._slow_take:
-                self._after_take(envelope)
-            return envelope
+            return bus._ring[pos & bus._ring_mask]  # type: ignore[no-any-return]
         try:
-            return await self._receive_slow()
-        except EndOfStream:
-            raise StopAsyncIteration from None
+            return await self.__anext__()
+        except StopAsyncIteration:
+            raise EndOfStream from None
+
+    async def __anext__(self) -> Envelope[T]:
+        bus = self._bus
+        pos = self._cursor
+        if 0 < bus._ring_pos - pos <= self._hwm and pos < self._limit:
+            self._cursor = pos + 1
+            return bus._ring[pos & bus._ring_mask]  # type: ignore[no-any-return]
+        # The slow path, inlined so that a woken consumer resumes one coroutine frame: most of
+        # a wake-up's cost after the event loop's own.
+        while True:
+            pos = self._cursor
+            ready = bus._ring_pos - pos
+            if ready > 0:
+                if pos >= self._yield_at:
+                    await _checkpoint()  # budget spent: let other tasks run first
+                    self._yield_at = self._cursor + COOPERATIVE_BUDGET
+                    self._limit = -1 if self._track else self._yield_at
+                    continue  # another task may have taken it meanwhile
+                if ready <= self._hwm and not self._track:
+                    self._cursor = pos + 1
+                    return bus._ring[pos & bus._ring_mask]  # type: ignore[no-any-return]
+                return self._take()
+            if self._closed:
+                raise ClosedResourceError
+            if bus._closed:
+                raise StopAsyncIteration
+            bus._ring_attn = -1  # parked: the next publish must wake us
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # trio: a parked task per subscription, see _wake_ring
+                bus._ring_waiting.append(self)
+                await self._wait()
+            else:
+                # asyncio: every waiting ring subscription awaits one shared future, so a
+                # publish wakes them all with a single set_result (tokio's design).
+                future = bus._ring_future
+                if future is None or bus._ring_loop is not loop:
+                    future = bus._ring_future = loop.create_future()
+                    bus._ring_loop = loop  # a future of another (ended) loop is never awaited
+                try:
+                    await future
+                except asyncio.CancelledError:
+                    # Cancelling a task cancels the future it awaits, which is shared: the
+                    # other waiters then see a CancelledError that is not theirs, a spurious
+                    # wake-up (they loop and park again on a new future); only a real one
+                    # propagates.
+                    if bus._ring_future is future:
+                        bus._ring_future = None
+                    task = asyncio.current_task()
+                    if not (future.cancelled() and task is not None and not task.cancelling()):
+                        raise
+                else:
+                    # The usual wake-up: one envelope to take, taken here at once.
+                    pos = self._cursor
+                    if 0 < bus._ring_pos - pos <= self._hwm and not self._track:
+                        self._yield_at = self._limit = pos + COOPERATIVE_BUDGET
+                        self._cursor = pos + 1
+                        return bus._ring[pos & bus._ring_mask]  # type: ignore[no-any-return]
+            self._yield_at = self._cursor + COOPERATIVE_BUDGET
+            self._limit = -1 if self._track else self._yield_at
 
     def _take(self) -> Envelope[T]:
+        """Take the envelope at the cursor (there is one): the general case, which keeps
+        the high-water mark, skips what the ring overwrote and opens ``caused_by``."""
         bus = self._bus
         pos = self._cursor
         ready = bus._ring_pos - pos
@@ -591,67 +643,28 @@ class _RingSubscription(Subscription[T]):
                 pos = self._catch_up(ready)
             else:
                 self._hwm = ready
-        envelope: Envelope[T] = bus._ring[pos % bus._ring_size]
+        envelope: Envelope[T] = bus._ring[pos & bus._ring_mask]
         self._cursor = pos + 1
-        if self._slow_take:
-            self._after_take(envelope)
+        if self._track:
+            _cause.set(envelope)
         return envelope
 
     def _catch_up(self, ready: int) -> int:
-        """Skip what the ring overwrote for us; count it as lag and re-arm the lag log."""
+        """Skip what the ring overwrote for us, count it as lag, log the burst as recovered
+        (this take ends it) and re-arm the publish-time lag log."""
         lost = ready - self._max
         self._lagged += lost
-        self._burst += lost
         self._hwm = self._max
-        self._slow_take = True
         self._lag_logged = False
+        _log.info("subscription_lag_recovered", name=self._name, lagged=lost)
         pos = self._cursor + lost
         bus = self._bus
         threshold = pos + 1 + self._max  # after this take, a loss starts past this head
         if threshold < bus._ring_lag_at:
             bus._ring_lag_at = threshold
+            if bus._ring_attn >= 0:  # (while consumers are parked it stays -1)
+                bus._ring_attn = threshold
         return pos
-
-    async def _receive_slow(self) -> Envelope[T]:
-        # The base class's loop with the wait inlined: a woken consumer resumes one coroutine
-        # frame fewer, which is most of a wake-up's cost after the event loop's own.
-        if self._ready():
-            await _checkpoint()  # budget spent: let other tasks run before taking more
-            self._budget = COOPERATIVE_BUDGET
-        bus = self._bus
-        while True:
-            if self._cursor < bus._ring_pos:
-                self._budget -= 1
-                return self._take()
-            if self._closed:
-                raise ClosedResourceError
-            if bus._closed:
-                raise EndOfStream
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:
-                loop = None
-            if loop is None:  # trio: a parked task per subscription, rescheduled by _wake_ring
-                bus._ring_waiting.append(self)
-                bus._ring_parked = True
-                await self._wait()
-            else:
-                # asyncio: every waiting ring subscription awaits one shared future, so a
-                # publish wakes them all with a single set_result (tokio's design).
-                future = bus._ring_future
-                if future is None or future.done() or future.get_loop() is not loop:
-                    future = bus._ring_future = loop.create_future()
-                    bus._ring_parked = True
-                try:
-                    await future
-                except asyncio.CancelledError:
-                    # Cancelling a task cancels the future it awaits, which is shared: the
-                    # other waiters then see a CancelledError that is not theirs, a spurious
-                    # wake-up (they loop and park again); only a real one propagates.
-                    task = asyncio.current_task()
-                    if not (future.cancelled() and task is not None and not task.cancelling()):
-                        raise
-            self._budget = COOPERATIVE_BUDGET
 
 
 # A route: what one event type costs to publish. ``slow`` is set when a subscription on it has
@@ -684,11 +697,12 @@ class EventBus(Generic[T]):
         "_owner",
         "_queue_subs",
         "_ring",
+        "_ring_attn",
         "_ring_future",
         "_ring_lag_at",
-        "_ring_parked",
+        "_ring_loop",
+        "_ring_mask",
         "_ring_pos",
-        "_ring_size",
         "_ring_subs",
         "_ring_waiting",
         "_routes",
@@ -705,15 +719,19 @@ class EventBus(Generic[T]):
         self._subs: dict[Subscription[T], None] = {}  # every open subscription
         self._queue_subs: dict[_QueueSubscription[T], None] = {}
         # The ring shared by unfiltered drop_oldest subscriptions: position p lives in
-        # _ring[p % _ring_size]; _ring_pos is the position the next envelope gets.
+        # _ring[p & _ring_mask]; _ring_pos is the position the next envelope gets.
         self._ring_subs: dict[_RingSubscription[T], None] = {}
         self._ring: list[Any] = []
-        self._ring_size = 1
+        self._ring_mask = 0  # the ring's size, a power of two, minus one
         self._ring_pos = 0
         self._ring_lag_at = sys.maxsize  # a ring subscription loses once _ring_pos passes it
         self._ring_waiting: list[_RingSubscription[T]] = []  # parked under trio
         self._ring_future: asyncio.Future[None] | None = None  # parked under asyncio
-        self._ring_parked = False  # either of the two is non-empty
+        self._ring_loop: asyncio.AbstractEventLoop | None = None  # the loop of _ring_future
+        # -1 while a ring consumer is parked (_ring_future or _ring_waiting), else
+        # _ring_lag_at: a publish that moves _ring_pos past it has something to do besides
+        # storing the envelope (see _ring_attention).
+        self._ring_attn = sys.maxsize
         self._routes: dict[type, _Route] = {}
         self._seq = 0
         self._closed = False
@@ -830,6 +848,7 @@ class EventBus(Generic[T]):
             self._ring_subs[ring_sub] = None
             self._resize_ring()
             self._ring_lag_at = min(self._ring_lag_at, ring_sub._cursor + size)
+            self._ring_attn = min(self._ring_attn, self._ring_lag_at)
             sub = ring_sub
         else:
             queue_sub = _QueueSubscription[T](*args)
@@ -852,44 +871,51 @@ class EventBus(Generic[T]):
             self._notify_space()
 
     def _resize_ring(self) -> None:
-        """Size the ring to the largest ring subscription, keeping the live window."""
-        size = max((s._max for s in self._ring_subs), default=1)
-        if size == self._ring_size and self._ring:
+        """Size the ring to the largest ring subscription's capacity rounded up to a power of
+        two (positions map to slots with a mask), keeping the live window."""
+        size = 1 << (max((s._max for s in self._ring_subs), default=1) - 1).bit_length()
+        if size == self._ring_mask + 1 and self._ring:
             return
-        old, old_size, head = self._ring, self._ring_size, self._ring_pos
+        old, old_mask, head = self._ring, self._ring_mask, self._ring_pos
         ring: list[Any] = [None] * size if self._ring_subs else []
         if old and ring:
-            for pos in range(max(head - min(size, old_size), 0), head):
-                ring[pos % size] = old[pos % old_size]
-        self._ring, self._ring_size = ring, size
+            for pos in range(max(head - min(size, old_mask + 1), 0), head):
+                ring[pos & (size - 1)] = old[pos & old_mask]
+        self._ring, self._ring_mask = ring, size - 1
 
-    def _ring_check_lag(self, head: int) -> None:
-        """A ring subscription just lost its first envelope since it last received: log it
-        once, and find the next position at which another one will."""
-        lag_at = sys.maxsize
-        for sub in self._ring_subs:
-            if sub._lag_logged:
-                continue
-            threshold = sub._cursor + sub._max
-            if head > threshold:
-                sub._lag_logged = True
-                sub._log_lagged()
-            elif threshold < lag_at:
-                lag_at = threshold
-        self._ring_lag_at = lag_at
+    def _ring_attention(self, head: int) -> None:
+        """The ring's head just passed ``_ring_attn``: wake parked consumers, and log the first
+        loss of a ring subscription's burst once, then find where the next one starts."""
+        if self._ring_attn < 0:  # parked consumers
+            future = self._ring_future
+            if future is not None:
+                self._ring_future = None
+                if not future.done():  # (a waiter's cancellation may have cancelled it)
+                    future.set_result(None)
+            waiting = self._ring_waiting
+            if waiting:
+                for sub in waiting:  # FIFO: the consumer that waited longest runs first
+                    if sub._waiters:
+                        sub._wake()
+                waiting.clear()
+        lag_at = self._ring_lag_at
+        if head > lag_at:
+            lag_at = sys.maxsize
+            for sub in self._ring_subs:
+                if sub._lag_logged:
+                    continue
+                threshold = sub._cursor + sub._max
+                if head > threshold:
+                    sub._lag_logged = True
+                    sub._log_lagged()
+                elif threshold < lag_at:
+                    lag_at = threshold
+            self._ring_lag_at = lag_at
+        self._ring_attn = lag_at
 
     def _wake_ring(self) -> None:
-        self._ring_parked = False
-        future = self._ring_future
-        if future is not None:
-            self._ring_future = None
-            if not future.done():
-                future.set_result(None)
-        waiting = self._ring_waiting
-        for sub in waiting:  # FIFO: the consumer that waited longest runs first
-            if sub._waiters:
-                sub._wake()
-        waiting.clear()
+        """Wake every parked ring consumer (close, or a subscription closed)."""
+        self._ring_attention(-1)
 
     def _route(self, event_type: type) -> _Route:
         kind = _kind_of(event_type)
@@ -962,12 +988,20 @@ class EventBus(Generic[T]):
         # _deliver, inlined: this is the hot path.
         if self._ring_subs:
             pos = self._ring_pos
-            self._ring[pos % self._ring_size] = envelope
+            self._ring[pos & self._ring_mask] = envelope
             self._ring_pos = pos = pos + 1
-            if pos > self._ring_lag_at:
-                self._ring_check_lag(pos)
-            if self._ring_parked:
-                self._wake_ring()
+            if pos > self._ring_attn:
+                future = self._ring_future
+                if future is not None and pos <= self._ring_lag_at and not self._ring_waiting:
+                    # The common case, inlined: wake the consumers parked on the future.
+                    self._ring_future = None
+                    self._ring_attn = self._ring_lag_at
+                    try:  # noqa: SIM105 (suppress() costs a context manager on the hot path)
+                        future.set_result(None)
+                    except asyncio.InvalidStateError:  # a waiter's cancellation cancelled it
+                        pass
+                else:
+                    self._ring_attention(pos)
         if subs:  # queue subscriptions: filtered, drop_newest or block
             for sub in subs:
                 queue = sub._queue
@@ -990,12 +1024,10 @@ class EventBus(Generic[T]):
         self._id_high = f"{self._id_prefix}{seq >> 12:011x}"  # the seq may have jumped
         if self._ring_subs:
             pos = self._ring_pos
-            self._ring[pos % self._ring_size] = envelope
+            self._ring[pos & self._ring_mask] = envelope
             self._ring_pos = pos = pos + 1
-            if pos > self._ring_lag_at:
-                self._ring_check_lag(pos)
-            if self._ring_parked:
-                self._wake_ring()
+            if pos > self._ring_attn:
+                self._ring_attention(pos)
         for sub in targets:
             queue = sub._queue
             n = len(queue)

@@ -36,7 +36,6 @@ from __future__ import annotations
 import math
 from collections import Counter, deque
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
-from itertools import islice
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
@@ -89,17 +88,10 @@ def _describe(envelope: Envelope[Any]) -> str:
 def _peek(sub: Subscription[Any], n: int) -> list[Envelope[Any]]:
     """The first ``n`` envelopes buffered in ``sub``, without taking them.
 
-    The bus has no public peek (a consumer never needs one), so this reads the two queue
-    layouts of ``eventbus._bus``: a private deque, or a window of the bus's shared ring.
-    The tests of this module pin both.
+    The bus has no public peek (a consumer never needs one): this asks the subscription's
+    private one, which both queue layouts of ``eventbus._bus`` implement.
     """
-    n = min(n, sub.statistics().buffered)
-    queue: deque[Envelope[Any]] | None = getattr(sub, "_queue", None)
-    if queue is not None:
-        return list(islice(queue, n))
-    bus: Any = sub._bus
-    start = bus._ring_pos - sub.statistics().buffered
-    return [bus._ring[p % bus._ring_size] for p in range(start, start + n)]
+    return sub._peek(n)
 
 
 def _listing(envelopes: Sequence[Envelope[Any]], total: int) -> str:
