@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import itertools
+import operator
 import os
 import sys
 import time
@@ -63,6 +64,7 @@ _cause: ContextVar[Envelope[Any] | None] = ContextVar("eventbus_cause", default=
 _causation_in_use = False
 
 _time_ns = time.time_ns
+_cursor_of = operator.attrgetter("_cursor")
 
 
 def _new_bus_id() -> str:
@@ -702,6 +704,7 @@ class EventBus(Generic[T]):
         "_ring_lag_at",
         "_ring_loop",
         "_ring_mask",
+        "_ring_min_max",
         "_ring_pos",
         "_ring_subs",
         "_ring_waiting",
@@ -723,6 +726,7 @@ class EventBus(Generic[T]):
         self._ring_subs: dict[_RingSubscription[T], None] = {}
         self._ring: list[Any] = []
         self._ring_mask = 0  # the ring's size, a power of two, minus one
+        self._ring_min_max = 1  # the smallest capacity of a ring subscription
         self._ring_pos = 0
         self._ring_lag_at = sys.maxsize  # a ring subscription loses once _ring_pos passes it
         self._ring_waiting: list[_RingSubscription[T]] = []  # parked under trio
@@ -873,6 +877,7 @@ class EventBus(Generic[T]):
     def _resize_ring(self) -> None:
         """Size the ring to the largest ring subscription's capacity rounded up to a power of
         two (positions map to slots with a mask), keeping the live window."""
+        self._ring_min_max = min((s._max for s in self._ring_subs), default=1)
         size = 1 << (max((s._max for s in self._ring_subs), default=1) - 1).bit_length()
         if size == self._ring_mask + 1 and self._ring:
             return
@@ -900,6 +905,14 @@ class EventBus(Generic[T]):
                 waiting.clear()
         lag_at = self._ring_lag_at
         if head > lag_at:
+            # Where the next loss can start at the earliest: the slowest cursor plus the
+            # smallest capacity, found by a loop in C; exact per subscription (below) only
+            # when that bound says someone may have lost.
+            lag_at = min(map(_cursor_of, self._ring_subs), default=sys.maxsize)
+            lag_at += self._ring_min_max
+            if head <= lag_at:
+                self._ring_lag_at = self._ring_attn = lag_at
+                return
             lag_at = sys.maxsize
             for sub in self._ring_subs:
                 if sub._lag_logged:
