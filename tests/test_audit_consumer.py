@@ -148,6 +148,20 @@ async def test_leaving_the_block_drains_what_was_published() -> None:
     assert ping_numbers(trail.entries()) == list(range(300))
 
 
+async def test_leaving_the_block_while_the_consumer_yields_between_batches_loses_nothing() -> None:
+    # 600 envelopes are more than one batch: the consumer records a batch, then yields, and
+    # the stop request reaches it there; what it had not taken yet is still recorded.
+    trail = AuditTrail()
+    async with EventBus() as bus:
+        async with attach_audit_trail(bus, trail, mapper=pinger()) as auditor:
+            for i in range(600):
+                bus.publish(Ping(n=i))
+            await anyio.lowlevel.checkpoint()  # the consumer takes a batch and yields
+        stats = auditor.statistics()
+    assert ping_numbers(trail.entries()) == list(range(600))
+    assert (stats.seen, stats.lagged, stats.gaps) == (600, 0, 0)
+
+
 async def test_it_runs_in_a_task_group_with_start() -> None:
     trail = AuditTrail()
     async with EventBus() as bus, anyio.create_task_group() as tg:

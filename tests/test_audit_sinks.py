@@ -375,6 +375,29 @@ async def test_a_slow_sink_pushes_back_on_the_consumer_not_on_publishers() -> No
     assert auditor.statistics().seen + trail.statistics().dropped == 20
 
 
+async def test_leaving_the_block_while_the_consumer_waits_on_the_sink_loses_nothing() -> None:
+    sink = GatedSink()
+    trail = AuditTrail()
+    async with EventBus() as bus:
+        async with attach_audit_trail(
+            bus, trail, mapper=pinger(), sink=sink, sink_batch_size=2, sink_buffer_size=4
+        ) as auditor:
+            for i in range(4):
+                bus.publish(Ping(n=i))
+            await anyio.wait_all_tasks_blocked()  # the writer is blocked on a batch of 2
+            for i in range(4, 8):
+                bus.publish(Ping(n=i))
+            await anyio.wait_all_tasks_blocked()  # the consumer waits: 4 entries pending
+            assert len(trail) == 4
+            sink.gate.set()  # leave at once: the stop request finds the consumer waiting
+        stats = auditor.statistics()
+    assert [
+        int(e.action.detail.split(":")[1]) for e in trail if isinstance(e.action, Other)
+    ] == list(range(8))
+    assert sink.entries == trail.entries()
+    assert (stats.seen, stats.sink_written, stats.lagged) == (8, 8, 0)
+
+
 async def test_inline_counts_entries_a_full_sink_buffer_cannot_take() -> None:
     sink = MemorySink()
     trail = AuditTrail()
