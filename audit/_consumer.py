@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 import anyio
 import anyio.lowlevel
+import msgspec
 import structlog
 from anyio import ClosedResourceError, EndOfStream, WouldBlock
 from anyio.abc import TaskGroup, TaskStatus
@@ -45,6 +46,9 @@ DROPPED_KIND: Final = "audit:events_dropped"
 #: The longest error text kept in a ``mapping_failed`` detail.
 _MAX_ERROR_CHARS: Final = 200
 _ACTION_SET: Final = frozenset(ACTION_TYPES)
+# What an action a user's mapping function returned must survive: the round trip through
+# the JSON every sink writes (msgspec does not validate a Struct's fields when it is built).
+_ACTION_CHECK: Final = {t: msgspec.json.Decoder(t).decode for t in ACTION_TYPES}
 _MODES: Final = ("queued", "lossless", "inline")
 
 
@@ -438,6 +442,7 @@ class Auditor:
                         "a mapping function must return (str, AuditAction), "
                         f"got ({type(actor).__name__}, {type(action).__name__})"
                     )
+                _ACTION_CHECK[type(action)](_encode(action))
             except Exception as exc:
                 error = exc
             else:

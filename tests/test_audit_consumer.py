@@ -409,6 +409,40 @@ async def test_a_mapping_function_must_return_an_actor_and_an_action() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("detail", "error"),
+    [
+        (object(), "TypeError: Encoding objects of type object is unsupported"),
+        (123, "ValidationError: Expected `str`, got `int` - at `$.detail`"),
+    ],
+)
+@pytest.mark.parametrize("mode", ["queued", "inline"])
+async def test_an_action_that_would_not_survive_json_is_a_mapping_failure(
+    mode: str, detail: object, error: str
+) -> None:
+    # msgspec does not validate a Struct built in Python: without the check, the chain's hash
+    # (or the sink's encode) would raise out of the consumer, or a sink would write JSON that
+    # no longer decodes as an entry.
+    mapper = AuditMapper()
+    mapper.register(Ping, lambda e: ("actor", Other(detail=detail)))  # type: ignore[arg-type]
+    mapper.register(AgentStarted, lambda e: ("agent", Other(detail="fine")))
+    trail = AuditTrail(hash_chain=True)
+    async with (
+        EventBus() as bus,
+        attach_audit_trail(bus, trail, mapper=mapper, mode=mode) as auditor,  # type: ignore[arg-type]
+    ):
+        bus.publish(Ping(n=1))
+        bus.publish(AgentStarted(id=AGENT))  # type: ignore[arg-type]
+        await auditor.flush()
+    first, second = trail.entries()
+    assert first.actor == "system"
+    assert first.action == Other(detail=f"mapping_failed:ping:{error}")
+    assert second.action == Other(detail="fine")
+    assert auditor.statistics().failed == 1
+    assert trail.verify() is None
+    assert msgspec.json.decode(msgspec.json.encode(first), type=AuditEntry) == first
+
+
 async def test_an_unencodable_event_is_recorded_with_a_marker() -> None:
     class Opaque(KernelEvent, tag="opaque", frozen=True, kw_only=True):
         category: ClassVar[Category] = Category.SCHED
