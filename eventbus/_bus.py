@@ -559,7 +559,12 @@ class _RingSubscription(Subscription[T]):
             self._bus._wake_ring()  # it may be parked on the shared future: let it see this
 
     def receive_nowait(self) -> Envelope[T]:
-        if self._cursor < self._bus._ring_pos:
+        bus = self._bus
+        pos = self._cursor
+        if 0 < bus._ring_pos - pos <= self._hwm and not self._track:
+            self._cursor = pos + 1
+            return bus._ring[pos & bus._ring_mask]  # type: ignore[no-any-return]
+        if pos < bus._ring_pos:
             return self._take()
         return super().receive_nowait()
 
