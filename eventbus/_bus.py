@@ -674,9 +674,15 @@ class _RingSubscription(Subscription[T]):
         return pos
 
 
-# A route: what one event type costs to publish. ``slow`` is set when a subscription on it has
-# a ``where`` predicate or the ``block`` policy, which need a selection pass before stamping.
-_Route = tuple[str, tuple["_QueueSubscription[Any]", ...], bool]
+# A route: what one event type costs to publish: its kind, its queue subscriptions, and a mode.
+# _ROUTE_RING: only the ring to write (the hot path, inlined in publish); _ROUTE_GENERAL: queue
+# subscriptions, taps or no ring (EventBus._deliver); _ROUTE_SELECT: a subscription on it has a
+# ``where`` predicate or the ``block`` policy, which need a selection pass before delivery.
+# Routes are cached per event class and dropped whenever subscriptions or taps change.
+_Route = tuple[str, tuple["_QueueSubscription[Any]", ...], int]
+_ROUTE_RING: Final = 0
+_ROUTE_GENERAL: Final = 1
+_ROUTE_SELECT: Final = 2
 
 
 class EventBus(Generic[T]):
@@ -873,6 +879,8 @@ class EventBus(Generic[T]):
         if isinstance(sub, _RingSubscription):
             del self._ring_subs[sub]
             self._resize_ring()
+            if not self._ring_subs:
+                self._routes = {}  # no ring to write any more
             return
         del self._queue_subs[sub]  # type: ignore[arg-type]
         self._routes = {}
@@ -938,8 +946,13 @@ class EventBus(Generic[T]):
     def _route(self, event_type: type) -> _Route:
         kind = _kind_of(event_type)
         subs = tuple(s for s in self._queue_subs if s._matches_type(event_type, kind))
-        slow = any(s._where is not None or s._policy == _BLOCK for s in subs)
-        route = (kind, subs, slow)
+        if any(s._where is not None or s._policy == _BLOCK for s in subs):
+            mode = _ROUTE_SELECT
+        elif subs or self._taps or not self._ring_subs:
+            mode = _ROUTE_GENERAL
+        else:
+            mode = _ROUTE_RING
+        route = (kind, subs, mode)
         self._routes[event_type] = route
         return route
 
@@ -986,7 +999,7 @@ class EventBus(Generic[T]):
                     causation_id = cause.event_id
                 if correlation_id is None:
                     correlation_id = cause.correlation_id or cause.event_id
-        kind, subs, slow = route
+        kind, subs, mode = route
         seq = self._seq + 1
         low = seq & 4095
         if not low:
@@ -1000,46 +1013,34 @@ class EventBus(Generic[T]):
             correlation_id,
             causation_id,
         )
-        if slow:
-            subs = self._select(subs, envelope)
+        if mode:  # queue subscriptions, taps, or no ring
+            if mode == _ROUTE_SELECT:
+                subs = self._select(subs, envelope)
+            self._deliver(subs, envelope)
+            return envelope
+        # Only ring subscriptions: this is the hot path.
         self._seq = seq
-        # _deliver, inlined: this is the hot path.
-        if self._ring_subs:
-            pos = self._ring_pos
-            self._ring[pos & self._ring_mask] = envelope
-            self._ring_pos = pos = pos + 1
-            if pos > self._ring_attn:
-                future = self._ring_future
-                if future is not None and pos <= self._ring_lag_at and not self._ring_waiting:
-                    # The common case, inlined: wake the consumers parked on the future.
-                    self._ring_future = None
-                    self._ring_attn = self._ring_lag_at
-                    try:  # noqa: SIM105 (suppress() costs a context manager on the hot path)
-                        future.set_result(None)
-                    except asyncio.InvalidStateError:  # a waiter's cancellation cancelled it
-                        pass
-                else:
-                    self._ring_attention(pos)
-        if subs:  # queue subscriptions: filtered, drop_newest or block
-            for sub in subs:
-                queue = sub._queue
-                n = len(queue)
-                if n >= sub._max:
-                    if not sub._overflow():
-                        continue
-                elif n >= sub._hwm:
-                    sub._hwm = n + 1
-                queue.append(envelope)
-                if sub._waiters:
-                    sub._wake()
-        if self._taps:
-            self._run_taps(envelope)
+        pos = self._ring_pos
+        self._ring[pos & self._ring_mask] = envelope
+        self._ring_pos = pos = pos + 1
+        if pos > self._ring_attn:
+            future = self._ring_future
+            if future is not None and pos <= self._ring_lag_at and not self._ring_waiting:
+                # The common case, inlined: wake the consumers parked on the future.
+                self._ring_future = None
+                self._ring_attn = self._ring_lag_at
+                try:  # noqa: SIM105 (suppress() costs a context manager on the hot path)
+                    future.set_result(None)
+                except asyncio.InvalidStateError:  # a waiter's cancellation cancelled it
+                    pass
+            else:
+                self._ring_attention(pos)
         return envelope
 
     def _deliver(self, targets: Iterable[_QueueSubscription[T]], envelope: Envelope[T]) -> None:
-        """Enqueue ``envelope`` into ``targets`` (already selected) and commit its seq."""
-        self._seq = seq = envelope.seq
-        self._id_high = f"{self._id_prefix}{seq >> 12:011x}"  # the seq may have jumped
+        """Commit ``envelope``'s seq, then enqueue it into the ring and ``targets`` (already
+        selected) and run the taps."""
+        self._seq = envelope.seq
         if self._ring_subs:
             pos = self._ring_pos
             self._ring[pos & self._ring_mask] = envelope
@@ -1099,7 +1100,10 @@ class EventBus(Generic[T]):
                 )
         else:
             envelope = msgspec.structs.replace(envelope, seq=self._seq + 1)
-        self._deliver(self._select(route[1], envelope) if route[2] else route[1], envelope)
+        self._deliver(
+            self._select(route[1], envelope) if route[2] == _ROUTE_SELECT else route[1], envelope
+        )
+        self._id_high = f"{self._id_prefix}{envelope.seq >> 12:011x}"  # the seq may have jumped
         return envelope
 
     def add_tap(self, tap: Callable[[Envelope[T]], object]) -> Callable[[], None]:
@@ -1117,9 +1121,11 @@ class EventBus(Generic[T]):
         if not callable(tap):
             raise TypeError(f"tap must be callable, got {type(tap).__name__}")
         self._taps = (*self._taps, tap)
+        self._routes = {}
 
         def remove() -> None:
             self._taps = tuple(t for t in self._taps if t is not tap)
+            self._routes = {}
 
         return remove
 
