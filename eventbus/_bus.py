@@ -605,6 +605,10 @@ class _RingSubscription(Subscription[T]):
             if bus._closed:
                 raise StopAsyncIteration
             bus._ring_attn = -1  # parked: the next publish must wake us
+            if len(bus._ring_subs) == 1:
+                # The only ring consumer is caught up: no loss before a capacity from here,
+                # so no publish until then needs to look (the usual single consumer).
+                bus._ring_lag_at = pos + self._max
             try:
                 loop = asyncio.get_running_loop()
             except RuntimeError:  # trio: a parked task per subscription, see _wake_ring
