@@ -338,7 +338,11 @@ class Subscription(UnreliableObjectReceiveStream[Envelope[T]]):
         for waiter in waiters:  # FIFO
             if isinstance(waiter, asyncio.Future):
                 if not waiter.done():
-                    waiter.set_result(None)
+                    try:
+                        waiter.set_result(None)
+                    except RuntimeError:  # its loop is closed: nobody waits on it any more
+                        if not waiter.get_loop().is_closed():
+                            raise
             elif isinstance(waiter, anyio.Event):  # pragma: no cover
                 waiter.set()
             else:
@@ -552,6 +556,7 @@ class _RingSubscription(Subscription[T]):
         return [bus._ring[pos & bus._ring_mask] for pos in range(first, min(head, first + limit))]
 
     def _release(self) -> None:
+        self._hwm = max(self._hwm, self._buffered())
         self._delivered = self._delivered_count()
         self._lagged += self._pending_loss()
         self._cursor = sys.maxsize  # never ready again
@@ -613,7 +618,14 @@ class _RingSubscription(Subscription[T]):
                 loop = asyncio.get_running_loop()
             except RuntimeError:  # trio: a parked task per subscription, see _wake_ring
                 bus._ring_waiting.append(self)
-                await self._wait()
+                try:
+                    await self._wait()
+                except BaseException:
+                    # Cancelled: leave the list now, or a quiet bus would keep one entry per
+                    # cancelled receive until the next publish.
+                    if self in bus._ring_waiting:
+                        bus._ring_waiting.remove(self)
+                    raise
             else:
                 # asyncio: every waiting ring subscription awaits one shared future, so a
                 # publish wakes them all with a single set_result (tokio's design).
@@ -621,17 +633,21 @@ class _RingSubscription(Subscription[T]):
                 if future is None or bus._ring_loop is not loop:
                     future = bus._ring_future = loop.create_future()
                     bus._ring_loop = loop  # a future of another (ended) loop is never awaited
+                task = asyncio.current_task()
+                requests = task.cancelling() if task is not None else 0
                 try:
                     await future
                 except asyncio.CancelledError:
                     # Cancelling a task cancels the future it awaits, which is shared: the
                     # other waiters then see a CancelledError that is not theirs, a spurious
-                    # wake-up (they loop and park again on a new future); only a real one
-                    # propagates.
+                    # wake-up (they loop and park again on a new future). Only one that came
+                    # with a new cancellation request for this task propagates (a request
+                    # pending from before, held off by a shield, is not a new one).
                     if bus._ring_future is future:
                         bus._ring_future = None
-                    task = asyncio.current_task()
-                    if not (future.cancelled() and task is not None and not task.cancelling()):
+                    if not (
+                        future.cancelled() and task is not None and task.cancelling() == requests
+                    ):
                         raise
                 else:
                     # The usual wake-up: one envelope to take, taken here at once.
@@ -912,8 +928,8 @@ class EventBus(Generic[T]):
             future = self._ring_future
             if future is not None:
                 self._ring_future = None
-                if not future.done():  # (a waiter's cancellation may have cancelled it)
-                    future.set_result(None)
+                if not future.done() and not future.get_loop().is_closed():
+                    future.set_result(None)  # (a cancelled waiter may have cancelled it)
             waiting = self._ring_waiting
             if waiting:
                 for sub in waiting:  # FIFO: the consumer that waited longest runs first
@@ -1033,10 +1049,13 @@ class EventBus(Generic[T]):
                 # The common case, inlined: wake the consumers parked on the future.
                 self._ring_future = None
                 self._ring_attn = self._ring_lag_at
-                try:  # noqa: SIM105 (suppress() costs a context manager on the hot path)
+                try:
                     future.set_result(None)
                 except asyncio.InvalidStateError:  # a waiter's cancellation cancelled it
                     pass
+                except RuntimeError:  # its loop is closed: nobody waits on it any more
+                    if not future.get_loop().is_closed():
+                        raise
             else:
                 self._ring_attention(pos)
         return envelope
@@ -1104,10 +1123,10 @@ class EventBus(Generic[T]):
                 )
         else:
             envelope = msgspec.structs.replace(envelope, seq=self._seq + 1)
-        self._deliver(
-            self._select(route[1], envelope) if route[2] == _ROUTE_SELECT else route[1], envelope
-        )
-        self._id_high = f"{self._id_prefix}{envelope.seq >> 12:011x}"  # the seq may have jumped
+        targets = self._select(route[1], envelope) if route[2] == _ROUTE_SELECT else route[1]
+        # The seq may jump: the id prefix must follow before a tap can publish.
+        self._id_high = f"{self._id_prefix}{envelope.seq >> 12:011x}"
+        self._deliver(targets, envelope)
         return envelope
 
     def add_tap(self, tap: Callable[[Envelope[T]], object]) -> Callable[[], None]:
