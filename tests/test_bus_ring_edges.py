@@ -10,6 +10,8 @@ logs, and a consumer that always lets other tasks run.
 from __future__ import annotations
 
 import asyncio
+import gc
+import tracemalloc
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -144,6 +146,49 @@ async def test_a_shielded_receive_is_not_interrupted_when_another_consumer_is_ca
             bus.publish(Ping())
     assert draining_error == []
     assert drained == [1]
+
+
+@pytest.mark.parametrize(
+    "anyio_backend",
+    [
+        "asyncio",
+        pytest.param(
+            "trio",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="a cancelled trio waiter leaves its subscription in bus._ring_waiting "
+                "until the next publish, so a quiet bus grows with every cancelled receive",
+            ),
+        ),
+    ],
+)
+async def test_receives_cancelled_on_a_quiet_bus_leave_nothing_behind() -> None:
+    # A consumer polling with a timeout on a bus where nothing happens must not accumulate
+    # state per timed-out receive (the next publish would also have to walk it all).
+    bus = EventBus[Ping]()
+    sub = bus.subscribe()
+
+    async def receive_cancelled() -> None:
+        with anyio.CancelScope() as scope:
+            scope.cancel()
+            await sub.receive()
+        assert scope.cancelled_caught
+
+    for _ in range(100):  # warm up
+        await receive_cancelled()
+    gc.collect()
+    tracemalloc.start()
+    try:
+        baseline, _ = tracemalloc.get_traced_memory()
+        for _ in range(4000):
+            await receive_cancelled()
+        gc.collect()  # (cancellations leave reference cycles behind; they are not the point)
+        current, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert current - baseline < 16 * 1024
+    bus.publish(Ping())
+    assert sub.receive_nowait().seq == 1
 
 
 # -- several receivers, closing ---------------------------------------------------------------
