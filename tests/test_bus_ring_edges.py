@@ -96,20 +96,6 @@ async def test_cancelling_parked_receivers_around_a_publish_loses_and_duplicates
     assert doomed_sub.statistics().lagged == 0
 
 
-@pytest.mark.parametrize(
-    "anyio_backend",
-    [
-        pytest.param(
-            "asyncio",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="a waiter on the shared future treats another consumer's cancellation "
-                "as its own when its task has a cancel request pending (task.cancelling())",
-            ),
-        ),
-        "trio",
-    ],
-)
 async def test_a_shielded_receive_is_not_interrupted_when_another_consumer_is_cancelled() -> None:
     # A task whose scope was cancelled drains in a shielded finally block (a common shutdown
     # pattern): its receive must wait for the next envelope, whatever happens to the others.
@@ -148,20 +134,6 @@ async def test_a_shielded_receive_is_not_interrupted_when_another_consumer_is_ca
     assert drained == [1]
 
 
-@pytest.mark.parametrize(
-    "anyio_backend",
-    [
-        "asyncio",
-        pytest.param(
-            "trio",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="a cancelled trio waiter leaves its subscription in bus._ring_waiting "
-                "until the next publish, so a quiet bus grows with every cancelled receive",
-            ),
-        ),
-    ],
-)
 async def test_receives_cancelled_on_a_quiet_bus_leave_nothing_behind() -> None:
     # A consumer polling with a timeout on a bus where nothing happens must not accumulate
     # state per timed-out receive (the next publish would also have to walk it all).
@@ -478,15 +450,7 @@ async def test_a_parked_ring_consumer_lag_is_logged_once_per_burst() -> None:
 @pytest.mark.parametrize(
     "kinds",
     [
-        pytest.param(
-            None,
-            id="ring",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="_RingSubscription._release drops what was buffered without folding it "
-                "into _hwm, so a closed ring subscription forgets its high-water mark",
-            ),
-        ),
+        pytest.param(None, id="ring"),
         pytest.param([Ping], id="queue"),
     ],
 )
@@ -582,11 +546,6 @@ async def test_testing_helpers_list_the_ring_window_after_overwrites_and_resizes
 # -- event ids across seq jumps --------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="publish_envelope updates _id_high only after _deliver has run the taps, so a "
-    "publish from a tap stamps its id with the block of the seq before the jump",
-)
 async def test_a_publish_from_a_tap_after_a_seq_jump_gets_an_id_from_its_own_seq() -> None:
     bus = EventBus[Ping]()
     sub = bus.subscribe()
@@ -611,11 +570,6 @@ async def test_a_publish_from_a_tap_after_a_seq_jump_gets_an_id_from_its_own_seq
 # -- a bus that outlives its event loop -------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="publish, close and a trio wake-up call set_result on the shared future of an "
-    "asyncio loop that is closed, which raises RuntimeError('Event loop is closed')",
-)
 @pytest.mark.parametrize("action", ["publish", "close_subscription", "close_bus", "trio_wakeup"])
 def test_a_bus_whose_ring_consumer_was_abandoned_with_its_loop_works_in_the_next_one(
     action: str,
