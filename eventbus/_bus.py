@@ -704,13 +704,15 @@ class _RingSubscription(Subscription[T]):
 
 # A route: what one event type costs to publish: its kind, its queue subscriptions, and a mode.
 # _ROUTE_RING: only the ring to write (the hot path, inlined in publish); _ROUTE_GENERAL: queue
-# subscriptions, taps or no ring (EventBus._deliver); _ROUTE_SELECT: a subscription on it has a
-# ``where`` predicate or the ``block`` policy, which need a selection pass before delivery.
+# subscriptions or taps (EventBus._deliver); _ROUTE_SELECT: a subscription on it has a
+# ``where`` predicate or the ``block`` policy, which need a selection pass before delivery;
+# _ROUTE_NOBODY: no subscription and no tap at all (the envelope only takes a seq).
 # Routes are cached per event class and dropped whenever subscriptions or taps change.
 _Route = tuple[str, tuple["_QueueSubscription[Any]", ...], int]
 _ROUTE_RING: Final = 0
 _ROUTE_GENERAL: Final = 1
 _ROUTE_SELECT: Final = 2
+_ROUTE_NOBODY: Final = 3
 
 
 class EventBus(Generic[T]):
@@ -976,10 +978,12 @@ class EventBus(Generic[T]):
         subs = tuple(s for s in self._queue_subs if s._matches_type(event_type, kind))
         if any(s._where is not None or s._policy == _BLOCK for s in subs):
             mode = _ROUTE_SELECT
-        elif subs or self._taps or not self._ring_subs:
+        elif subs or self._taps:
             mode = _ROUTE_GENERAL
-        else:
+        elif self._ring_subs:
             mode = _ROUTE_RING
+        else:
+            mode = _ROUTE_NOBODY
         route = (kind, subs, mode)
         self._routes[event_type] = route
         return route
@@ -1042,6 +1046,9 @@ class EventBus(Generic[T]):
             causation_id,
         )
         if mode:  # queue subscriptions, taps, or no ring
+            if mode == _ROUTE_NOBODY:
+                self._seq = seq
+                return envelope
             if mode == _ROUTE_SELECT:
                 subs = self._select(subs, envelope)
             self._deliver(subs, envelope)
