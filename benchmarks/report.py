@@ -6,6 +6,7 @@ import importlib.metadata
 import os
 import platform
 import statistics
+import subprocess
 from typing import Any
 
 from .common import ratios, spread
@@ -44,6 +45,7 @@ def machine() -> dict[str, Any]:
         except importlib.metadata.PackageNotFoundError:
             versions[name] = None
     return {
+        "commit": _commit(),
         "cpu": cpu,
         "cores": os.cpu_count(),
         "python": f"{platform.python_implementation()} {platform.python_version()}",
@@ -51,6 +53,29 @@ def machine() -> dict[str, Any]:
         "loop": "asyncio (default selector loop)",
         "packages": versions,
     }
+
+
+def _commit() -> str | None:
+    """The measured checkout's commit (``+dirty`` with uncommitted changes), if it is one."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        head = subprocess.run(
+            ["git", "-C", root, "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", root, "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head + ("+dirty" if dirty else "")
 
 
 # -- formatting -----------------------------------------------------------------------------
@@ -327,6 +352,8 @@ def render(results: dict[str, Any]) -> str:
     w = out.append
     w(f"# Benchmarks: {meta['date']}, {meta['mode']} run\n")
     w(f"Command: `{meta['command']}` — {meta['seconds']:.0f} s in all.\n")
+    if m.get("commit"):
+        w(f"Commit: `{m['commit']}`.\n")
     w(f"Machine: {m['cpu']}, {m['cores']} cores, {m['python']}, {m['platform']}, {m['loop']}.\n")
     w("Packages: " + ", ".join(f"{k} {v}" for k, v in m["packages"].items() if v) + ".\n")
     missing = [k for k, v in m["packages"].items() if not v]
