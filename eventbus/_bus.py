@@ -526,13 +526,14 @@ class _RingSubscription(Subscription[T]):
     on publish. Its losses are derived from the cursor, so they show in ``statistics()`` at
     once; the bus logs the first loss of a burst when it publishes (see ``_ring_attention``).
 
-    The receive fast path is one chained comparison and one bound: an envelope is ready, no
-    more of them than the high-water mark already seen (so none was overwritten and the mark
-    needs no update), and the cooperative budget is not spent (``_limit``, the cursor at
-    which to yield; ``-1`` when every take needs the slow path, for ``track_causation``).
+    The receive fast path is two comparisons: the cursor is below ``_fast_end`` (what was
+    ready when the slow path last took, capped by the cooperative budget's ``_yield_at``; -1
+    for ``track_causation``, whose every take needs the slow path) and nothing was published
+    since (the head is still ``_seen``), so nothing can have been overwritten and the
+    high-water mark cannot have grown. The slow path takes with every check and reopens it.
     """
 
-    __slots__ = ("_cursor", "_lag_logged", "_limit", "_start", "_yield_at")
+    __slots__ = ("_cursor", "_fast_end", "_lag_logged", "_seen", "_start", "_yield_at")
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
@@ -540,7 +541,8 @@ class _RingSubscription(Subscription[T]):
         self._start = self._cursor  # so delivered == cursor - start - lagged, never counted
         self._lag_logged = False
         self._yield_at = self._cursor + COOPERATIVE_BUDGET
-        self._limit = -1 if self._track else self._yield_at
+        self._seen = -1  # the ring's head when the fast path was last opened
+        self._fast_end = -1  # the fast path serves positions below this while _seen holds
 
     def _delivered_count(self) -> int:
         if self._closed:
@@ -585,7 +587,7 @@ class _RingSubscription(Subscription[T]):
     async def receive(self) -> Envelope[T]:
         bus = self._bus
         pos = self._cursor
-        if 0 < bus._ring_pos - pos <= self._hwm and pos < self._limit:
+        if pos < self._fast_end and bus._ring_pos == self._seen:
             self._cursor = pos + 1
             return bus._ring[pos & bus._ring_mask]  # type: ignore[no-any-return]
         try:
@@ -596,7 +598,7 @@ class _RingSubscription(Subscription[T]):
     async def __anext__(self) -> Envelope[T]:
         bus = self._bus
         pos = self._cursor
-        if 0 < bus._ring_pos - pos <= self._hwm and pos < self._limit:
+        if pos < self._fast_end and bus._ring_pos == self._seen:
             self._cursor = pos + 1
             return bus._ring[pos & bus._ring_mask]  # type: ignore[no-any-return]
         # The slow path, inlined so that a woken consumer resumes one coroutine frame: most of
@@ -608,12 +610,10 @@ class _RingSubscription(Subscription[T]):
                 if pos >= self._yield_at:
                     await _checkpoint()  # budget spent: let other tasks run first
                     self._yield_at = self._cursor + COOPERATIVE_BUDGET
-                    self._limit = -1 if self._track else self._yield_at
                     continue  # another task may have taken it meanwhile
-                if ready <= self._hwm and not self._track:
-                    self._cursor = pos + 1
-                    return bus._ring[pos & bus._ring_mask]  # type: ignore[no-any-return]
-                return self._take()
+                envelope = self._take()
+                self._open_fast_path()
+                return envelope
             if self._closed:
                 raise ClosedResourceError
             if bus._closed:
@@ -660,12 +660,24 @@ class _RingSubscription(Subscription[T]):
                 else:
                     # The usual wake-up: one envelope to take, taken here at once.
                     pos = self._cursor
-                    if 0 < bus._ring_pos - pos <= self._hwm and not self._track:
-                        self._yield_at = self._limit = pos + COOPERATIVE_BUDGET
+                    head = bus._ring_pos
+                    if 0 < head - pos <= self._hwm and not self._track:
+                        end = self._yield_at = pos + COOPERATIVE_BUDGET
+                        self._seen = head
+                        self._fast_end = head if head < end else end
                         self._cursor = pos + 1
                         return bus._ring[pos & bus._ring_mask]  # type: ignore[no-any-return]
             self._yield_at = self._cursor + COOPERATIVE_BUDGET
-            self._limit = -1 if self._track else self._yield_at
+
+    def _open_fast_path(self) -> None:
+        """Let the fast path serve what is ready now, up to the budget, for as long as
+        nothing is published (then no envelope can be overwritten and the high-water mark
+        cannot grow); ``track_causation`` keeps it closed."""
+        if self._track:
+            return
+        head = self._seen = self._bus._ring_pos
+        end = self._yield_at
+        self._fast_end = head if head < end else end
 
     def _take(self) -> Envelope[T]:
         """Take the envelope at the cursor (there is one): the general case, which keeps
