@@ -56,23 +56,17 @@ def machine() -> dict[str, Any]:
 
 
 def _commit() -> str | None:
-    """The measured checkout's commit (``+dirty`` with uncommitted changes), if it is one."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    """The measured checkout's commit (``+dirty`` with uncommitted changes outside
+    ``benchmarks/results/``, which a run rewrites), or ``None`` outside a git checkout."""
+    git = ["git", "-C", os.path.dirname(os.path.dirname(os.path.abspath(__file__)))]
+    status = ["status", "--porcelain", "--untracked-files=no", "--", ".", ":!benchmarks/results"]
     try:
-        head = subprocess.run(
-            ["git", "-C", root, "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", root, "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        ).stdout.strip()
+        head, dirty = (
+            subprocess.run(
+                git + args, capture_output=True, text=True, check=True, timeout=10
+            ).stdout.strip()
+            for args in (["rev-parse", "--short", "HEAD"], status)
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return head + ("+dirty" if dirty else "")
