@@ -331,6 +331,18 @@ async def test_leaving_the_block_writes_what_is_pending(tmp_path: Path) -> None:
     assert len(trail) == 300
 
 
+async def fill_until_the_consumer_waits_on_the_sink(bus: EventBus[Any], trail: AuditTrail) -> None:
+    """With a sink gated shut (batches of 2, a buffer of 4): 8 publishes leave the writer
+    blocked on its first batch and the consumer waiting, 4 entries pending."""
+    for i in range(4):
+        bus.publish(Ping(n=i))
+    await anyio.wait_all_tasks_blocked()  # the writer is blocked on a batch of 2
+    for i in range(4, 8):
+        bus.publish(Ping(n=i))
+    await anyio.wait_all_tasks_blocked()  # the consumer waits: 4 entries pending
+    assert len(trail) == 4
+
+
 class GatedSink(MemorySink):
     """A sink whose writes block until the test opens the gate."""
 
@@ -358,13 +370,7 @@ async def test_a_slow_sink_pushes_back_on_the_consumer_not_on_publishers() -> No
             sink_buffer_size=4,
         ) as auditor,
     ):
-        for i in range(4):
-            bus.publish(Ping(n=i))
-        await anyio.wait_all_tasks_blocked()  # the writer is blocked on a batch of 2
-        for i in range(4, 8):
-            bus.publish(Ping(n=i))
-        await anyio.wait_all_tasks_blocked()  # the consumer waits: 4 entries pending
-        assert len(trail) == 4
+        await fill_until_the_consumer_waits_on_the_sink(bus, trail)
         for i in range(8, 20):
             bus.publish(Ping(n=i))  # never blocks; the subscription drops instead
         sink.gate.set()
@@ -382,13 +388,7 @@ async def test_leaving_the_block_while_the_consumer_waits_on_the_sink_loses_noth
         async with attach_audit_trail(
             bus, trail, mapper=pinger(), sink=sink, sink_batch_size=2, sink_buffer_size=4
         ) as auditor:
-            for i in range(4):
-                bus.publish(Ping(n=i))
-            await anyio.wait_all_tasks_blocked()  # the writer is blocked on a batch of 2
-            for i in range(4, 8):
-                bus.publish(Ping(n=i))
-            await anyio.wait_all_tasks_blocked()  # the consumer waits: 4 entries pending
-            assert len(trail) == 4
+            await fill_until_the_consumer_waits_on_the_sink(bus, trail)
             sink.gate.set()  # leave at once: the stop request finds the consumer waiting
         stats = auditor.statistics()
     assert [

@@ -9,7 +9,6 @@ logs, and a consumer that always lets other tasks run.
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import tracemalloc
 from collections.abc import Iterable, Mapping
@@ -22,6 +21,7 @@ import msgspec
 import pytest
 from anyio import ClosedResourceError, EndOfStream, WouldBlock
 from structlog.testing import capture_logs
+from test_bus_threads import abandon_a_parked_receive
 
 from eventbus import Envelope, EventBus, Subscription
 from eventbus.testing import assert_empty, assert_received
@@ -576,18 +576,7 @@ def test_a_bus_whose_ring_consumer_was_abandoned_with_its_loop_works_in_the_next
 ) -> None:
     bus = EventBus[Ping]()
     sub = bus.subscribe()
-    abandoned: list[asyncio.Task[Envelope[Ping]]] = []
-
-    async def abandon() -> None:
-        abandoned.append(asyncio.get_running_loop().create_task(sub.receive()))
-        await asyncio.sleep(0)  # it parks; the loop then ends without resolving it
-
-    loop = asyncio.new_event_loop()
-    try:
-        loop.run_until_complete(abandon())
-    finally:
-        loop.close()
-    abandoned[0]._log_destroy_pending = False  # type: ignore[attr-defined]  # (on purpose)
+    abandon_a_parked_receive(sub)
 
     async def reuse() -> None:
         with anyio.fail_after(5):

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable
+from typing import Any
 
 import anyio
 import anyio.to_thread
 import msgspec
 import pytest
 
-from eventbus import Envelope, EventBus
+from eventbus import Envelope, EventBus, Subscription
 
 
 class Ping(msgspec.Struct, frozen=True, tag="ping"):
@@ -141,14 +142,12 @@ def test_publish_threadsafe_while_the_asyncio_loop_runs_in_another_thread() -> N
     assert received == [envelope]
 
 
-def test_a_bus_outlives_an_event_loop_whose_consumer_was_left_waiting() -> None:
-    bus = EventBus[Ping]()
-    first = bus.subscribe()
-
-    abandoned: list[asyncio.Task[Envelope[Ping]]] = []
+def abandon_a_parked_receive(sub: Subscription[Any]) -> None:
+    """Park a ``sub.receive()`` in an asyncio loop of its own, then close that loop under it."""
+    abandoned: list[asyncio.Task[Any]] = []
 
     async def abandon() -> None:
-        abandoned.append(asyncio.get_running_loop().create_task(first.receive()))
+        abandoned.append(asyncio.get_running_loop().create_task(sub.receive()))
         await asyncio.sleep(0)  # the task parks; the loop then ends without resolving it
 
     loop = asyncio.new_event_loop()
@@ -157,6 +156,11 @@ def test_a_bus_outlives_an_event_loop_whose_consumer_was_left_waiting() -> None:
     finally:
         loop.close()
     abandoned[0]._log_destroy_pending = False  # type: ignore[attr-defined]  # (on purpose)
+
+
+def test_a_bus_outlives_an_event_loop_whose_consumer_was_left_waiting() -> None:
+    bus = EventBus[Ping]()
+    abandon_a_parked_receive(bus.subscribe())
 
     async def reuse() -> list[int]:
         with bus.subscribe() as second:
