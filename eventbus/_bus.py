@@ -85,11 +85,9 @@ def _trio_lowlevel() -> Any:
     return trio.lowlevel
 
 
-async def _checkpoint() -> None:
+async def _checkpoint(bus: EventBus[Any]) -> None:
     """anyio's checkpoint, minus its backend lookup (it is ``sleep(0)`` on asyncio)."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
+    if _running_loop(bus) is None:
         await anyio.lowlevel.checkpoint()
     else:
         await asyncio.sleep(0)
@@ -181,8 +179,6 @@ class Subscription(UnreliableObjectReceiveStream[Envelope[T]]):
     """
 
     __slots__ = (
-        "_budget",
-        "_burst",
         "_bus",
         "_closed",
         "_delivered",
@@ -192,7 +188,6 @@ class Subscription(UnreliableObjectReceiveStream[Envelope[T]]):
         "_max",
         "_name",
         "_policy",
-        "_slow_take",
         "_track",
         "_waiters",
         "_where",
@@ -220,10 +215,6 @@ class Subscription(UnreliableObjectReceiveStream[Envelope[T]]):
         self._delivered = 0
         self._lagged = 0
         self._hwm = 0
-        self._burst = 0  # envelopes lost since the consumer last received
-        self._budget = COOPERATIVE_BUDGET
-        # Whether taking an envelope needs more than pop + count (see _after_take).
-        self._slow_take = track_causation or policy == _BLOCK
 
     def __repr__(self) -> str:
         return (
@@ -290,26 +281,7 @@ class Subscription(UnreliableObjectReceiveStream[Envelope[T]]):
         touching the event loop, and it yields (and delivers cancellation) once every
         ``COOPERATIVE_BUDGET`` (64) consecutive ready envelopes, and whenever it has to wait.
         """
-        if self._budget and self._ready():
-            self._budget -= 1
-            return self._take()
-        return await self._receive_slow()
-
-    async def _receive_slow(self) -> Envelope[T]:
-        if self._ready():
-            # Budget spent: let other tasks run before taking more.
-            await _checkpoint()
-            self._budget = COOPERATIVE_BUDGET
-        while True:
-            if self._ready():
-                self._budget -= 1
-                return self._take()
-            if self._closed:
-                raise ClosedResourceError
-            if self._bus._closed:
-                raise EndOfStream
-            await self._wait()
-            self._budget = COOPERATIVE_BUDGET
+        raise NotImplementedError  # each implementation has its own (its hot path)
 
     async def _wait(self) -> None:
         """Park the current task until _wake(); cancellable, leaves nothing behind if so."""
@@ -357,16 +329,6 @@ class Subscription(UnreliableObjectReceiveStream[Envelope[T]]):
             else:
                 sys.modules["trio"].lowlevel.reschedule(waiter)
         waiters.clear()
-
-    def _after_take(self, envelope: Envelope[T]) -> None:
-        if self._burst:
-            _log.info("subscription_lag_recovered", name=self._name, lagged=self._burst)
-            self._burst = 0
-        if self._track:
-            _cause.set(envelope)
-        if self._policy == _BLOCK:
-            self._bus._notify_space()
-        self._slow_take = self._track or self._policy == _BLOCK
 
     def _log_lagged(self) -> None:
         _log.warning(
@@ -446,13 +408,20 @@ class Subscription(UnreliableObjectReceiveStream[Envelope[T]]):
 
 
 class _QueueSubscription(Subscription[T]):
-    """A subscription with a private deque: filtered, ``drop_newest`` or ``block``."""
+    """A subscription with a private deque: filtered, ``drop_newest`` or ``block``.
 
-    __slots__ = ("_queue",)
+    Its receive paths inline ``_take`` (they are the consumer's hot path); ``_slow_take`` says
+    when a take needs more than pop + count (see ``_after_take``).
+    """
+
+    __slots__ = ("_budget", "_burst", "_queue", "_slow_take")
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
         self._queue: deque[Envelope[T]] = deque()
+        self._budget = COOPERATIVE_BUDGET  # ready envelopes left before a yield
+        self._burst = 0  # envelopes lost since the consumer last received
+        self._slow_take = self._track or self._policy == _BLOCK
 
     def _buffered(self) -> int:
         return len(self._queue)
@@ -498,12 +467,38 @@ class _QueueSubscription(Subscription[T]):
         except EndOfStream:
             raise StopAsyncIteration from None
 
+    async def _receive_slow(self) -> Envelope[T]:
+        if self._queue:
+            # Budget spent: let other tasks run before taking more.
+            await _checkpoint(self._bus)
+            self._budget = COOPERATIVE_BUDGET
+        while True:
+            if self._queue:
+                self._budget -= 1
+                return self._take()
+            if self._closed:
+                raise ClosedResourceError
+            if self._bus._closed:
+                raise EndOfStream
+            await self._wait()
+            self._budget = COOPERATIVE_BUDGET
+
     def _take(self) -> Envelope[T]:
         envelope = self._queue.popleft()
         self._delivered += 1
         if self._slow_take:
             self._after_take(envelope)
         return envelope
+
+    def _after_take(self, envelope: Envelope[T]) -> None:
+        if self._burst:
+            _log.info("subscription_lag_recovered", name=self._name, lagged=self._burst)
+            self._burst = 0
+        if self._track:
+            _cause.set(envelope)
+        if self._policy == _BLOCK:
+            self._bus._notify_space()
+        self._slow_take = self._track or self._policy == _BLOCK
 
     def _overflow(self) -> bool:
         """The queue is full: apply the policy; return whether to append the new envelope."""
@@ -608,7 +603,7 @@ class _RingSubscription(Subscription[T]):
             ready = bus._ring_pos - pos
             if ready > 0:
                 if pos >= self._yield_at:
-                    await _checkpoint()  # budget spent: let other tasks run first
+                    await _checkpoint(bus)  # budget spent: let other tasks run first
                     self._yield_at = self._cursor + COOPERATIVE_BUDGET
                     continue  # another task may have taken it meanwhile
                 envelope = self._take()
@@ -1230,7 +1225,7 @@ class EventBus(Generic[T]):
         self._apublish_budget -= 1
         if self._apublish_budget <= 0:
             self._apublish_budget = COOPERATIVE_BUDGET
-            await _checkpoint()
+            await _checkpoint(self)
         while True:
             try:
                 return publish()
