@@ -570,6 +570,8 @@ class _RingSubscription(Subscription[T]):
             self._bus._wake_ring()  # it may be parked on the shared future: let it see this
 
     def receive_nowait(self) -> Envelope[T]:
+        # Its own fast path (no budget here, and it need not keep _seen): ready, and no more
+        # than the high-water mark already seen, so nothing was overwritten.
         bus = self._bus
         pos = self._cursor
         if 0 < bus._ring_pos - pos <= self._hwm and not self._track:
