@@ -90,60 +90,55 @@ class System:
 # -- the floors and this bus ------------------------------------------------------------------
 
 
-class FloorDeque(System):
-    name = "floor_i"
-    label = "floor (i) deque"
+class BusSystem(System):
+    """A system whose bus object has a synchronous ``publish``, ``subscribe()`` and ``close()``
+    (the floors, this bus, and the profiling scripts' variants)."""
 
     def __init__(self, capacity: int) -> None:
         super().__init__(capacity)
-        self.bus = DequeFloor(capacity)
+        self.bus = self.make_bus(capacity)
         self.publish = self.bus.publish
+
+    def make_bus(self, capacity: int) -> Any:
+        raise NotImplementedError
 
     def subscribe(self) -> Any:
         return self.bus.subscribe()
 
     async def end(self) -> None:
         self.bus.close()
+
+
+class FloorDeque(BusSystem):
+    name = "floor_i"
+    label = "floor (i) deque"
+
+    def make_bus(self, capacity: int) -> Any:
+        return DequeFloor(capacity)
 
     def lag_of(self, handle: Any) -> int | None:
         return int(handle.lagged)
 
 
-class FloorRing(System):
+class FloorRing(BusSystem):
     name = "floor_ii"
     label = "floor (ii) ring"
 
-    def __init__(self, capacity: int) -> None:
-        super().__init__(capacity)
-        self.bus = RingFloor(capacity)
-        self.publish = self.bus.publish
-
-    def subscribe(self) -> Any:
-        return self.bus.subscribe()
-
-    async def end(self) -> None:
-        self.bus.close()
+    def make_bus(self, capacity: int) -> Any:
+        return RingFloor(capacity)
 
     def lag_of(self, handle: Any) -> int | None:
         return int(handle.pending_lag())
 
 
-class OurBus(System):
+class OurBus(BusSystem):
     name = "eventbus"
     label = "eventbus.EventBus"
 
-    def __init__(self, capacity: int) -> None:
-        super().__init__(capacity)
+    def make_bus(self, capacity: int) -> Any:
         from eventbus import EventBus
 
-        self.bus: Any = EventBus(max_buffer_size=capacity)
-        self.publish = self.bus.publish
-
-    def subscribe(self) -> Any:
-        return self.bus.subscribe()
-
-    async def end(self) -> None:
-        self.bus.close()
+        return EventBus(max_buffer_size=capacity)
 
     def lag_of(self, handle: Any) -> int | None:
         return int(handle.statistics().lagged)

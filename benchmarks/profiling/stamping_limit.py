@@ -29,7 +29,7 @@ from typing import Any
 
 from benchmarks import latency, throughput
 from benchmarks.common import quiet_logs, run_fresh
-from benchmarks.systems import System, by_name
+from benchmarks.systems import BusSystem, System, by_name
 from eventbus import Envelope
 
 _ID_LOW = tuple(f"{n:03x}" for n in range(4096))
@@ -80,6 +80,9 @@ class _Bus:
         self.closed = False
         self.publish = getattr(self, f"_publish_{stamp}")
 
+    def subscribe(self) -> _Sub:
+        return _Sub(self)
+
     def _store(self, item: Any) -> None:
         pos = self.pos
         self.ring[pos & self.mask] = item
@@ -120,20 +123,12 @@ class _Bus:
 
 
 def _system(stamp: str) -> type[System]:
-    class Minimal(System):
+    class Minimal(BusSystem):
         name = f"minimal_{stamp}"
         label = f"minimal stamping bus ({stamp})"
 
-        def __init__(self, capacity: int) -> None:
-            super().__init__(capacity)
-            self.bus = _Bus(stamp)
-            self.publish = self.bus.publish
-
-        def subscribe(self) -> Any:
-            return _Sub(self.bus)
-
-        async def end(self) -> None:
-            self.bus.close()
+        def make_bus(self, capacity: int) -> Any:
+            return _Bus(stamp)
 
     return Minimal
 
