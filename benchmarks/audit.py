@@ -48,7 +48,7 @@ from eventbus.events import (
     ToolExecutionStarted,
 )
 
-from .common import BATCH, CAPACITY, Config, perf_ns, progress, run_fresh
+from .common import BATCH, CAPACITY, Config, perf_ns, progress, publish_bursts, run_fresh
 from .floors import DequeFloor
 
 #: The trail's (and the floor's deque's) capacity: smaller than a full trial, so both evict.
@@ -213,30 +213,6 @@ class TapFloor(DequeFloor):
                 pass
 
 
-async def _publish_bursts(publish: Any, apublish: Any, pool: list[Any], events: int) -> int:
-    """Publish ``events`` events from ``pool`` in bursts, one yield between bursts.
-
-    :returns: the nanoseconds spent inside the publish calls.
-    """
-    in_publish = 0
-    done = 0
-    size = len(pool)
-    while done < events:
-        j = done % size
-        batch = pool[j : j + min(BATCH, events - done, size - j)]
-        t0 = perf_ns()
-        if publish is not None:
-            for event in batch:
-                publish(event)
-        else:
-            for event in batch:
-                await apublish(event)
-        in_publish += perf_ns() - t0
-        done += len(batch)
-        await asyncio.sleep(0)
-    return in_publish
-
-
 async def _floor_trial(variant: Variant, pool: list[Any], events: int) -> dict[str, Any]:
     recorder = FloorRecorder(TRAIL_CAPACITY, resource=variant.name == "floor_queued_json")
     task = None
@@ -255,7 +231,7 @@ async def _floor_trial(variant: Variant, pool: list[Any], events: int) -> dict[s
         task = asyncio.create_task(consume())
     await asyncio.sleep(0)  # the consumer starts and waits
     start = perf_ns()
-    in_publish = await _publish_bursts(bus.publish, None, pool, events)
+    in_publish = await publish_bursts(bus.publish, None, pool, events)
     bus.close()
     if task is not None:
         await task
@@ -288,7 +264,7 @@ async def _audit_trial(variant: Variant, pool: list[Any], events: int) -> dict[s
             await asyncio.sleep(0)  # the consumer starts and waits
             lossless = variant.mode == "lossless"
             start = perf_ns()
-            in_publish = await _publish_bursts(
+            in_publish = await publish_bursts(
                 None if lossless else bus.publish, bus.apublish, pool, events
             )
             await auditor.flush()

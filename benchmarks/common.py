@@ -112,6 +112,43 @@ async def with_system(
         await system.close()
 
 
+async def publish_bursts(
+    publish: Callable[[Any], Any] | None,
+    apublish: Callable[[Any], Coroutine[Any, Any, Any]] | None,
+    pool: list[Any],
+    events: int,
+    after_batch: Callable[[], Coroutine[Any, Any, Any]] | None = None,
+) -> int:
+    """Publish ``events`` events from ``pool`` in bursts of :data:`BATCH` (``publish`` when
+    the system has one, else ``await apublish``), awaiting ``after_batch()`` between bursts.
+
+    :returns: the nanoseconds spent inside the publish calls.
+    """
+    pause = after_batch or _yield
+    in_publish = 0
+    done = 0
+    size = len(pool)
+    while done < events:
+        j = done % size
+        batch = pool[j : j + min(BATCH, events - done, size - j)]
+        t0 = perf_ns()
+        if publish is not None:
+            for event in batch:
+                publish(event)
+        else:
+            assert apublish is not None
+            for event in batch:
+                await apublish(event)
+        in_publish += perf_ns() - t0
+        done += len(batch)
+        await pause()
+    return in_publish
+
+
+async def _yield() -> None:
+    await asyncio.sleep(0)
+
+
 def interleaved(systems: list[type[System]], repeats: int) -> Iterator[tuple[int, type[System]]]:
     """Every system once per repeat, the order rotated each repeat so none always goes first."""
     for rep in range(repeats):

@@ -21,6 +21,7 @@ from .common import (
     interleaved,
     perf_ns,
     progress,
+    publish_bursts,
     run_fresh,
     scaled,
     with_system,
@@ -54,25 +55,10 @@ async def _trial(system: System, subscribers: int, events: int) -> dict[str, Any
             system.add_handler(_counter(box))
     await asyncio.sleep(0)  # consumers start and wait
 
-    publish = system.publish
-    apublish = system.apublish
-    after_batch = system.after_batch
-    in_publish = 0
     start = perf_ns()
-    done = 0
-    while done < events:
-        j = done % 1000
-        batch = pool[j : j + min(BATCH, events - done)]
-        t0 = perf_ns()
-        if publish is not None:
-            for event in batch:
-                publish(event)
-        else:
-            for event in batch:
-                await apublish(event)
-        in_publish += perf_ns() - t0
-        done += len(batch)
-        await after_batch()
+    in_publish = await publish_bursts(
+        system.publish, system.apublish, pool, events, system.after_batch
+    )
     await system.end()
     await asyncio.gather(*tasks)
     elapsed = perf_ns() - start
