@@ -213,3 +213,14 @@ def test_whole_harness_writes_a_report_with_targets_at_tiny_sizes() -> None:
     assert "## Targets of issue 7" in text
     assert "## D: audit entries/s" in text
     assert "not in this harness yet" not in text
+
+
+@pytest.mark.parametrize("stamp", ["envelope", "no_id", "no_id_no_time", "tuple", "bare"])
+def test_the_minimal_stamping_buses_of_the_profile_deliver_every_event(stamp: str) -> None:
+    from benchmarks.profiling.stamping_limit import _system
+
+    system = _system(stamp)
+    result = run_fresh(TINY.trial_timeout, throughput.trial, system, 3, 300)
+    assert result["lost"] == 0
+    result = run_fresh(TINY.trial_timeout, latency.trial, system, 2, 15, 3)
+    assert result["samples"] == 2 * 15
