@@ -122,7 +122,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "eventbus.bridges.nats needs nats-py: pip install 'kernel-eventbus[nats]'"
     ) from exc
 
-from .._bus import EventBus, Subscription
+from .._bus import EventBus, Subscription, _check_kinds, _kind_of
 from .._envelope import Envelope
 from ..events import AnyKernelEvent
 from ._codec import Codec, CodecName, json_codec, msgpack_codec, resolve_codec
@@ -171,12 +171,6 @@ def _category_of(event_type: type) -> str:
     return str(getattr(category, "value", category))
 
 
-def _kind_of(event_type: type) -> str:
-    config = getattr(event_type, "__struct_config__", None)
-    tag = None if config is None else config.tag
-    return event_type.__name__ if tag is None else str(tag)
-
-
 def _check_token(value: str, what: str) -> str:
     if not value or any(c in value for c in " \t\r\n.*>"):
         raise ValueError(
@@ -193,6 +187,7 @@ def subject_for(event_type: type, prefix: str = "kernel") -> str:
         class attribute ``category`` (``"other"`` when the class has none) and ``kind`` the
         event's tag (its class name when untagged).
     :raises ValueError: if the category or kind is not a valid subject token.
+    :raises TypeError: if ``event_type`` is not a ``msgspec.Struct`` class.
     """
     category = _check_token(_category_of(event_type), "the event category")
     kind = _check_token(_kind_of(event_type), "the event kind")
@@ -303,8 +298,10 @@ class NatsBridge(Generic[T]):
     :param connect_timeout: seconds for the first connection and each reconnection attempt.
     :param reconnect_time_wait: seconds between reconnection attempts.
     :param connect_options: any other ``nats.connect`` keyword arguments.
-    :raises ValueError: for a bad prefix, node id, size, timeout or option combination.
-    :raises TypeError: if ``bus`` is not an :class:`EventBus` or ``codec`` is not a codec.
+    :raises ValueError: for a bad prefix, node id, size, timeout or option combination, or
+        empty ``kinds``.
+    :raises TypeError: if ``bus`` is not an :class:`EventBus`, ``codec`` is not a codec, or
+        ``kinds`` holds something that is neither an event class nor a tag string.
     """
 
     def __init__(
@@ -388,11 +385,10 @@ class NatsBridge(Generic[T]):
         self._node_id = node_id
         self._export = export
         self._import = import_
-        self._kinds: tuple[type | str, ...] | None = None if kinds is None else tuple(kinds)
+        # Checked as the bus checks a subscription's kinds, also when nothing is exported.
+        self._kinds = None if kinds is None else _check_kinds(kinds)
         self._kind_names: frozenset[str] | None = None
         if self._kinds is not None:
-            if not self._kinds:
-                raise ValueError("kinds must not be empty (pass None for every kind)")
             self._kind_names = frozenset(
                 _check_token(k if isinstance(k, str) else _kind_of(k), "each kind")
                 for k in self._kinds
