@@ -5,12 +5,13 @@ Subcommands (each with ``--help``)::
     eventbus demo [--agents N] [--events N] [--db PATH]
     eventbus audit show PATH [--actor A] [--kind K] [--action X] [--since-seq N] [--json]
     eventbus audit verify PATH
-    eventbus schema [--check | --write DIR]
+    eventbus replay LOG [--snapshot] [--trail]
+    eventbus schema [--check [DIR] | --write DIR]
 
-Exit codes: 0 success, 1 failure (a missing or corrupt file, a tampered audit store, stale
-schemas), 2 usage error (an unknown flag, a bad value). Every error is one line on stderr,
-never a traceback. Only the standard library's :mod:`argparse`; the audit package and the
-schema generator are imported by the subcommands that need them.
+Exit codes: 0 success, 1 failure (a missing or corrupt file or session log, a tampered audit
+store, stale schemas), 2 usage error (an unknown flag, a bad value). Every error is one line
+on stderr, never a traceback. Only the standard library's :mod:`argparse`; the audit package,
+the replay package and the schema generator are imported by the subcommands that need them.
 """
 
 from __future__ import annotations
@@ -66,8 +67,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     :returns: the process exit code: 0 on success, 1 when the command failed, 2 for a usage
         error. Errors are printed as one line on stderr.
 
-    It never raises (``--help`` returns 0 after printing the help) and never prints a
-    traceback, except for :exc:`KeyboardInterrupt`'s exit code 130.
+    It never raises and never prints a traceback: ``--help`` and ``--version`` return 0 after
+    printing, :exc:`KeyboardInterrupt` returns 130, a broken stdout pipe returns 0.
     """
     parser = _build_parser()
     try:
@@ -144,24 +145,22 @@ def _silence_stdout() -> None:
 # -- the parser ----------------------------------------------------------------------------
 
 
-def _positive_int(text: str) -> int:
+def _int_at_least(text: str, minimum: int, expected: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+        value = minimum - 1
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
     return value
+
+
+def _positive_int(text: str) -> int:
+    return _int_at_least(text, 1, "a positive integer")
 
 
 def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return value
+    return _int_at_least(text, 0, "an integer >= 0")
 
 
 def _build_parser() -> _Parser:
@@ -401,9 +400,7 @@ def _read_store(path: Path) -> list[AuditEntry]:
             with SqliteSink(path) as sink:
                 return sink.query()
         contents = read_jsonl(path)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise _Failure(f"{path} is not a JSONL audit store: {exc}") from None
-    except UnicodeDecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # ValidationError included
         raise _Failure(f"{path} is not a JSONL audit store: {exc}") from None
     except sqlite3.DatabaseError as exc:
         raise _Failure(f"{path} is not a readable audit store: {exc}") from None
@@ -436,7 +433,7 @@ def _run_audit_verify(args: argparse.Namespace) -> int:
             entries = _read_store(path)
             count = len(entries)
             first, last = (entries[0].seq, entries[-1].seq) if entries else (None, None)
-    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # ValidationError included
         raise _Failure(f"{path} is not a JSONL audit store: {exc}") from None
     except sqlite3.DatabaseError as exc:
         raise _Failure(f"{path} is not a readable audit store: {exc}") from None
@@ -462,9 +459,7 @@ def _run_replay(args: argparse.Namespace) -> int:
         log = read_log(path)
     except FileNotFoundError:
         raise _Failure(f"no such file: {path}") from None
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise _Failure(f"{path} is not a session log: {exc}") from None
-    except UnicodeDecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # ValidationError included
         raise _Failure(f"{path} is not a session log: {exc}") from None
     except OSError as exc:
         raise _Failure(f"cannot read {path}: {exc.strerror or exc}") from None

@@ -121,6 +121,10 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
             "eventbus audit show: argument --since-seq: expected an integer >= 0, got '-1'",
         ),
         (
+            ["audit", "show", "x.db", "--since-seq", "1.5"],
+            "eventbus audit show: argument --since-seq: expected an integer >= 0, got '1.5'",
+        ),
+        (
             ["schema", "--check", "--write", "out"],
             "eventbus schema: argument --write: not allowed with argument --check",
         ),

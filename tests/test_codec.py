@@ -36,6 +36,7 @@ def test_every_event_round_trips_through_msgpack(cls: type[KernelEvent]) -> None
     assert back == event
     assert type(back) is cls
     assert encode_msgpack(back) == data
+    assert decode_msgpack(data, type=cls) == event
 
 
 @pytest.mark.parametrize(

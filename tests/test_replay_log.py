@@ -141,8 +141,20 @@ def test_empty_line_is_an_error(tmp_path: Path) -> None:
         read_log(path)
 
 
-def test_envelope_whose_kind_is_not_its_events_tag_is_rejected(tmp_path: Path) -> None:
-    bad = encode_json(Envelope(1, "e1", 0, "page_in", page_out(1)))
+@pytest.mark.parametrize(
+    "bad",
+    [
+        encode_json(Envelope(1, "e1", 0, "page_in", page_out(1))),
+        # The same envelope, keys in another order (another branch of the reader).
+        b'{"seq":1,"event_id":"e1","ts_ns":0,"kind":"page_in",'
+        b'"event":{"event_type":"page_out","turn":1,"handle":"h"}}',
+        # A Rust turn-loop envelope (seed 002).
+        b'{"seq":1,"ts_ms":0,"kind":"page_in","event":{"event_type":"page_out","turn":1,'
+        b'"handle":"h"}}',
+    ],
+    ids=["recorded", "reordered", "rust"],
+)
+def test_envelope_whose_kind_is_not_its_events_tag_is_rejected(tmp_path: Path, bad: bytes) -> None:
     with pytest.raises(
         msgspec.ValidationError,
         match=r"^line 1 of .*: envelope kind 'page_in' does not match the event's tag 'page_out'$",

@@ -134,3 +134,21 @@ async def test_a_recorded_replay_records_the_same_log(tmp_path: Path) -> None:
     assert all(e.replayed for e in again)
     assert live(list(again)) == list(recorded)
     assert rebuild_os_snapshot(again) == rebuild_os_snapshot(recorded)
+
+
+async def test_replay_lets_other_tasks_run_during_a_long_log() -> None:
+    log = [Envelope(i, f"e{i}", i, "page_out", PageOut(turn=i, handle="h")) for i in range(1, 201)]
+    published_when_run: list[int] = []
+    async with EventBus() as bus:
+
+        async def other_task() -> None:
+            published_when_run.append(bus.statistics().published)
+
+        with anyio.fail_after(5):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(other_task)
+                assert await replay(log, bus) == 200
+    # It ran in the middle of the replay, at one of its checkpoints (one every 64 at least;
+    # trio may run the replay on to its next checkpoint first), not after it.
+    assert len(published_when_run) == 1
+    assert 0 < published_when_run[0] < 200

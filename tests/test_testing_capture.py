@@ -62,11 +62,13 @@ async def test_kinds_filter_by_class_or_tag() -> None:
     with (
         capture_events(bus, kinds=[Ping]) as pings,
         capture_events(bus, kinds="pong") as pongs,
+        capture_events(bus, kinds=["loud_ping", Pong]) as mixed,
     ):
         for event in (Ping(), Pong(), LoudPing()):
             bus.publish(event)
     assert pings.kinds == ["ping", "loud_ping"]
     assert pongs.kinds == ["pong"]
+    assert mixed.kinds == ["pong", "loud_ping"]
 
 
 async def test_records_what_a_lagging_subscription_loses() -> None:

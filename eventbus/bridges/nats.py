@@ -100,7 +100,7 @@ import contextlib
 import os
 import ssl
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields
 from types import TracebackType
 from typing import Any, Final, Generic, TypeVar
 
@@ -122,7 +122,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "eventbus.bridges.nats needs nats-py: pip install 'kernel-eventbus[nats]'"
     ) from exc
 
-from .._bus import EventBus, Subscription
+from .._bus import EventBus, Subscription, _check_kinds, _kind_of
 from .._envelope import Envelope
 from ..events import AnyKernelEvent
 from ._codec import Codec, CodecName, json_codec, msgpack_codec, resolve_codec
@@ -171,12 +171,6 @@ def _category_of(event_type: type) -> str:
     return str(getattr(category, "value", category))
 
 
-def _kind_of(event_type: type) -> str:
-    config = getattr(event_type, "__struct_config__", None)
-    tag = None if config is None else config.tag
-    return event_type.__name__ if tag is None else str(tag)
-
-
 def _check_token(value: str, what: str) -> str:
     if not value or any(c in value for c in " \t\r\n.*>"):
         raise ValueError(
@@ -193,6 +187,7 @@ def subject_for(event_type: type, prefix: str = "kernel") -> str:
         class attribute ``category`` (``"other"`` when the class has none) and ``kind`` the
         event's tag (its class name when untagged).
     :raises ValueError: if the category or kind is not a valid subject token.
+    :raises TypeError: if ``event_type`` is not a ``msgspec.Struct`` class.
     """
     category = _check_token(_category_of(event_type), "the event category")
     kind = _check_token(_kind_of(event_type), "the event kind")
@@ -264,10 +259,6 @@ class _Counters:
         return value
 
 
-def _is_power_of_two(n: int) -> bool:
-    return n & (n - 1) == 0
-
-
 class NatsBridge(Generic[T]):
     """Carries envelopes between a local bus and NATS; an async context manager.
 
@@ -303,8 +294,10 @@ class NatsBridge(Generic[T]):
     :param connect_timeout: seconds for the first connection and each reconnection attempt.
     :param reconnect_time_wait: seconds between reconnection attempts.
     :param connect_options: any other ``nats.connect`` keyword arguments.
-    :raises ValueError: for a bad prefix, node id, size, timeout or option combination.
-    :raises TypeError: if ``bus`` is not an :class:`EventBus` or ``codec`` is not a codec.
+    :raises ValueError: for a bad prefix, node id, size, timeout or option combination, or
+        empty ``kinds``.
+    :raises TypeError: if ``bus`` is not an :class:`EventBus`, ``codec`` is not a codec, or
+        ``kinds`` holds something that is neither an event class nor a tag string.
     """
 
     def __init__(
@@ -388,11 +381,10 @@ class NatsBridge(Generic[T]):
         self._node_id = node_id
         self._export = export
         self._import = import_
-        self._kinds: tuple[type | str, ...] | None = None if kinds is None else tuple(kinds)
+        # Checked as the bus checks a subscription's kinds, also when nothing is exported.
+        self._kinds = None if kinds is None else _check_kinds(kinds)
         self._kind_names: frozenset[str] | None = None
         if self._kinds is not None:
-            if not self._kinds:
-                raise ValueError("kinds must not be empty (pass None for every kind)")
             self._kind_names = frozenset(
                 _check_token(k if isinstance(k, str) else _kind_of(k), "each kind")
                 for k in self._kinds
@@ -559,7 +551,7 @@ class NatsBridge(Generic[T]):
                     abandoned=abandoned,
                     close_timeout=self._close_timeout,
                 )
-        _log.info("nats_bridge_stopped", **_as_dict(self.statistics()))
+        _log.info("nats_bridge_stopped", **asdict(self.statistics()))
 
     async def flush(self) -> None:
         """Wait until everything the export subscription holds now has been exported.
@@ -655,14 +647,13 @@ class NatsBridge(Generic[T]):
             # The first connection fails fast, with its reason, rather than retrying.
             raise _ConnectAborted from exc
         if isinstance(exc, nats.errors.SlowConsumerError):
-            n = self._c.bump("import_dropped")
-            if _is_power_of_two(n):
-                _log.warning(
-                    "nats_import_slow_consumer",
-                    node_id=self._node_id,
-                    subject=exc.subject,
-                    dropped=n,
-                )
+            self._count_and_log(
+                "import_dropped",
+                _log.warning,
+                "nats_import_slow_consumer",
+                count_key="dropped",
+                subject=exc.subject,
+            )
             return
         _log.warning("nats_error", node_id=self._node_id, error=repr(exc))
 
@@ -741,33 +732,34 @@ class NatsBridge(Generic[T]):
         return subject
 
     def _encode(self, envelope: Envelope[T]) -> tuple[str, bytes, dict[str, str]] | None:
+        kind, event_id = envelope.kind, envelope.event_id
         subject = self._subject(type(envelope.event))
         if subject is None:
-            self._export_failed(envelope, "bad_subject")
+            self._export_failed(kind, event_id, "bad_subject")
             return None
         try:
             payload = self._codec.encode(msgspec.structs.replace(envelope, origin=self._node_id))
         except (msgspec.EncodeError, TypeError, ValueError, OverflowError) as exc:
-            self._export_failed(envelope, f"unencodable: {exc}")
+            self._export_failed(kind, event_id, f"unencodable: {exc}")
             return None
         limit = self._max_bytes
         nc = self._nc
         if nc is not None and nc.max_payload:
             limit = min(limit, nc.max_payload)
         if len(payload) > limit:
-            self._export_failed(envelope, f"oversized: {len(payload)} bytes > limit {limit}")
+            self._export_failed(kind, event_id, f"oversized: {len(payload)} bytes > limit {limit}")
             return None
-        headers = {MSG_ID_HEADER: envelope.event_id, ORIGIN_HEADER: self._node_id}
+        headers = {MSG_ID_HEADER: event_id, ORIGIN_HEADER: self._node_id}
         return subject, payload, headers
 
-    def _export_failed(self, envelope: Envelope[T], reason: str) -> None:
+    def _export_failed(self, kind: str, event_id: str, reason: str) -> None:
         self._in_hand -= 1
         n = self._c.bump("export_failed")
         _log.error(
             "nats_export_failed",
             node_id=self._node_id,
-            kind=envelope.kind,
-            event_id=envelope.event_id,
+            kind=kind,
+            event_id=event_id,
             reason=reason,
             failed=n,
         )
@@ -809,14 +801,10 @@ class NatsBridge(Generic[T]):
             try:
                 await nc.publish(subject, payload, headers=headers)
             except nats.errors.MaxPayloadError:
-                self._in_hand -= 1
-                self._c.export_failed += 1
-                _log.error(
-                    "nats_export_failed",
-                    node_id=self._node_id,
-                    subject=subject,
-                    reason=f"oversized: {len(payload)} bytes > server max_payload",
-                )
+                # The server's max_payload shrank since _encode checked it (a reconnection).
+                kind = subject.rsplit(".", 1)[1]
+                reason = f"oversized: {len(payload)} bytes > server max_payload"
+                self._export_failed(kind, headers[MSG_ID_HEADER], reason)
                 i += 1
                 continue
             except _LINK_ERRORS as exc:
@@ -980,30 +968,26 @@ class NatsBridge(Generic[T]):
             return None
         data = msg.data
         if len(data) > self._max_bytes:
-            n = self._c.bump("oversized")
-            if _is_power_of_two(n):
-                _log.error(
-                    "nats_message_oversized",
-                    node_id=self._node_id,
-                    subject=msg.subject,
-                    size=len(data),
-                    limit=self._max_bytes,
-                    oversized=n,
-                )
+            self._count_and_log(
+                "oversized",
+                _log.error,
+                "nats_message_oversized",
+                subject=msg.subject,
+                size=len(data),
+                limit=self._max_bytes,
+            )
             return None
         try:
             envelope: Envelope[T] = self._codec.decode(data)
         except msgspec.DecodeError as exc:  # ValidationError included
-            n = self._c.bump("malformed")
-            if _is_power_of_two(n):
-                _log.error(
-                    "nats_message_malformed",
-                    node_id=self._node_id,
-                    subject=msg.subject,
-                    size=len(data),
-                    error=str(exc),
-                    malformed=n,
-                )
+            self._count_and_log(
+                "malformed",
+                _log.error,
+                "nats_message_malformed",
+                subject=msg.subject,
+                size=len(data),
+                error=str(exc),
+            )
             return None
         if envelope.origin == self._node_id:
             self._c.import_echoes += 1
@@ -1011,6 +995,24 @@ class NatsBridge(Generic[T]):
         if self._kind_names is not None and envelope.kind not in self._kind_names:
             return None
         return envelope
+
+    def _count_and_log(
+        self,
+        counter: str,
+        log: Callable[..., object],
+        event: str,
+        *,
+        count_key: str | None = None,
+        **context: Any,
+    ) -> None:
+        """Add one to ``counter``; log ``event`` on its 1st, 2nd, 4th, 8th... occurrence.
+
+        The line carries the node id, ``context`` and the count (under ``count_key``, by
+        default the counter's name), so a flood of bad messages costs a few log lines.
+        """
+        n = self._c.bump(counter)
+        if n & (n - 1) == 0:
+            log(event, node_id=self._node_id, **context, **{count_key or counter: n})
 
     async def _deliver(self, envelope: Envelope[T]) -> None:
         """Publish into the local bus, waiting while a ``block`` subscription is full.
@@ -1135,7 +1137,3 @@ def _leading_successes(futures: list[asyncio.Future[Any]]) -> int:
 def _consume(future: asyncio.Future[Any]) -> None:
     if not future.cancelled():
         future.exception()
-
-
-def _as_dict(stats: BridgeStatistics) -> dict[str, Any]:
-    return {f.name: getattr(stats, f.name) for f in fields(stats)}

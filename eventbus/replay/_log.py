@@ -9,6 +9,7 @@ from typing import Any, Final, Generic, NamedTuple, TypeVar, overload
 import msgspec
 import structlog
 
+from .._bus import _kind_of
 from .._envelope import Envelope
 from ..codec import decode_json, decode_oxios_json
 from ..events import AnyKernelEvent, Category
@@ -154,8 +155,7 @@ def _tag_of(event: object) -> str:
     cls = type(event)
     tag = _tags.get(cls)
     if tag is None:
-        raw = cls.__struct_config__.tag  # type: ignore[attr-defined]
-        tag = _tags[cls] = cls.__name__ if raw is None else str(raw)
+        tag = _tags[cls] = _kind_of(cls)
     return tag
 
 
@@ -280,7 +280,7 @@ def _read_line(
     size = len(line) + 1
     if line.startswith(_ENVELOPE_PREFIX):
         envelope = decode_json(line, envelope_type, max_size=size)
-        _check_kind(envelope)
+        _check_kind(envelope.kind, envelope.event)
         if type(envelope.event) in _OS_TYPES:
             # The bus never encodes a category: decode the labels only if the line has some.
             if b'"category"' in line or b'"primitive"' in line:
@@ -302,17 +302,15 @@ def _read_line(
     native = True
     if "event" in probe and "event_id" in probe:  # an envelope in another key order
         envelope = decode_json(line, envelope_type, max_size=size)
-        _check_kind(envelope)
+        _check_kind(envelope.kind, envelope.event)
         native = False
         raw_event = probe["event"]
     elif "event" in probe and "ts_ms" in probe:
         rust = decode_json(line, rust_type, max_size=size)
-        event = rust.event
-        if rust.kind != _tag_of(event):
-            raise msgspec.ValidationError(
-                f"envelope kind {rust.kind!r} does not match the event's tag {_tag_of(event)!r}"
-            )
-        envelope = Envelope(rust.seq, f"line-{lineno}", rust.ts_ms * 1_000_000, rust.kind, event)
+        _check_kind(rust.kind, rust.event)
+        envelope = Envelope(
+            rust.seq, f"line-{lineno}", rust.ts_ms * 1_000_000, rust.kind, rust.event
+        )
         raw_event = probe["event"]
     elif "event_type" in probe:
         event = decode_json(line, event_type, max_size=size)
@@ -347,9 +345,9 @@ def _read_line(
     envelopes.append(envelope)
 
 
-def _check_kind(envelope: Envelope[Any]) -> None:
-    tag = _tag_of(envelope.event)
-    if envelope.kind != tag:
+def _check_kind(kind: str, event: object) -> None:
+    tag = _tag_of(event)
+    if kind != tag:
         raise msgspec.ValidationError(
-            f"envelope kind {envelope.kind!r} does not match the event's tag {tag!r}"
+            f"envelope kind {kind!r} does not match the event's tag {tag!r}"
         )

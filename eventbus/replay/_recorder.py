@@ -277,7 +277,6 @@ class SessionLogRecorder:
                 first = await sub.receive()
             except EndOfStream:
                 break
-            self._busy = True
             await self._write(self._take_ready([first]))
         # The bus closed and everything it held is written: idle until exit.
         self._notify_progress()
@@ -301,7 +300,7 @@ class SessionLogRecorder:
         expected = self._next_seq
         for envelope in batch:
             seq = envelope.seq
-            if seq != expected and seq > expected:
+            if seq > expected:
                 lines.append(LogGap(first_seq=expected, last_seq=seq - 1, lost=seq - expected))
             expected = seq + 1
             lines.append(envelope)

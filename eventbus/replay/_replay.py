@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, Final
+from itertools import chain
+from typing import Any
 
-import anyio
-import anyio.lowlevel
 import msgspec
-from anyio import WouldBlock
 
 from .._bus import EventBus
 from .._envelope import Envelope
 
 __all__ = ["replay"]
-
-_BUDGET: Final = 64  # envelopes published between two checkpoints, as apublish does
 
 _replace = msgspec.structs.replace
 
@@ -44,11 +40,12 @@ async def replay(
         ``seq`` is not greater than the previous one's (envelopes before it were published).
     :raises anyio.ClosedResourceError: if the bus closes.
 
-    Backpressure: when a ``block`` subscription is full it waits for room, like
-    :meth:`EventBus.apublish`, so a lossless consumer of the replay bus (a recorder, a
-    lossless audit trail) sees every envelope. It yields to the scheduler at least once every
-    64 envelopes. Cancel safety: if cancelled, the envelopes published so far stay published
-    and no envelope is published twice.
+    Backpressure: each envelope goes through :meth:`EventBus.apublish_envelope`, so when a
+    ``block`` subscription is full it waits for room, like :meth:`EventBus.apublish`, and a
+    lossless consumer of the replay bus (a recorder, a lossless audit trail) sees every
+    envelope. It yields to the scheduler at least once every 64 envelopes. Cancel safety: if
+    cancelled, the envelopes published so far stay published and no envelope is published
+    twice.
     """
     iterator = iter(log)
     first = next(iterator, None)
@@ -62,30 +59,7 @@ async def replay(
                 f"{first.seq}: replay into a fresh bus, or pass keep_seq=False to renumber"
             )
     count = 0
-    budget = _BUDGET
-    envelope: Envelope[Any] | None = first
-    while envelope is not None:
-        copy = _replace(envelope, replayed=True)
-        budget -= 1
-        if budget <= 0:
-            budget = _BUDGET
-            await anyio.lowlevel.checkpoint()
-        while True:
-            try:
-                bus.publish_envelope(copy, keep_seq=keep_seq)
-                break
-            except WouldBlock:
-                await _wait_for_space(bus)
-                budget = _BUDGET
+    for envelope in chain((first,), iterator):
+        await bus.apublish_envelope(_replace(envelope, replayed=True), keep_seq=keep_seq)
         count += 1
-        envelope = next(iterator, None)
     return count
-
-
-async def _wait_for_space(bus: EventBus[Any]) -> None:
-    # The bus wakes this event when a ``block`` subscription frees a slot or closes (the
-    # mechanism ``apublish`` uses; a public ``apublish_envelope`` would replace this).
-    space = bus._space
-    if space is None:
-        space = bus._space = anyio.Event()
-    await space.wait()

@@ -208,3 +208,32 @@ async def test_unreachable_server_fails_at_once_with_connection_error() -> None:
 def test_bad_arguments_are_refused(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         NatsBridge(EventBus[BridgeEvent](), event_type=BridgeEvent, **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("export", [True, False])
+def test_kinds_are_checked_as_the_bus_checks_them(export: bool) -> None:
+    bus = EventBus[BridgeEvent]()
+    with pytest.raises(
+        ValueError, match=r"^kinds must not be empty \(pass None for every kind\)$"
+    ):
+        NatsBridge(bus, event_type=BridgeEvent, export=export, import_=True, kinds=[])
+    with pytest.raises(TypeError, match=r"^kinds must hold event classes or tag strings, got 3$"):
+        NatsBridge(bus, event_type=BridgeEvent, export=export, import_=True, kinds=[3])  # type: ignore[list-item]
+
+
+async def test_a_single_tag_string_is_one_kind(nats_server: NatsServer) -> None:
+    with fail_after(10):
+        async with (
+            EventBus[BridgeEvent]() as bus_a,
+            EventBus[BridgeEvent]() as bus_b,
+            bridge(bus_a, nats_server, import_=False) as a,
+            bridge(bus_b, nats_server, export=False, kinds="note"),
+        ):
+            with bus_b.subscribe() as sub:
+                bus_a.publish(Note(text="n"))
+                bus_a.publish(MessageSent(text="skip"))
+                bus_a.publish(Note(text="m"))
+                got = await receive(sub, 2)
+                await a.flush()
+                assert sub.statistics().buffered == 0
+    assert [e.event for e in got] == [Note(text="n"), Note(text="m")]
