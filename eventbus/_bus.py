@@ -1340,12 +1340,17 @@ class EventBus(Generic[T]):
         )
 
 
-def _check_buffer_size(value: object) -> int:
+def _check_positive_int(name: str, value: object) -> int:
+    """``value`` if it is an int >= 1 (not a bool); the project's one check of sizes."""
     if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"max_buffer_size must be an int, got {type(value).__name__}")
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
     if value < 1:
-        raise ValueError(f"max_buffer_size must be >= 1, got {value}")
+        raise ValueError(f"{name} must be >= 1, got {value}")
     return value
+
+
+def _check_buffer_size(value: object) -> int:
+    return _check_positive_int("max_buffer_size", value)
 
 
 def _check_kinds(kinds: Iterable[type | str]) -> tuple[type | str, ...]:

@@ -233,10 +233,19 @@ async def test_flush_needs_a_running_recorder(tmp_path: Path) -> None:
             r"^overflow must be one of 'drop_oldest', 'drop_newest', 'block', got 'wait'$",
         ),
         ({"fsync": "sometimes"}, r"^fsync must be one of 'always', 'batch', 'never', got "),
-        ({"batch_size": 0}, r"^batch_size must be an int >= 1, got 0$"),
-        ({"max_buffer_size": 0}, r"^max_buffer_size must be an int >= 1, got 0$"),
+        ({"batch_size": 0}, r"^batch_size must be >= 1, got 0$"),
+        ({"max_buffer_size": 0}, r"^max_buffer_size must be >= 1, got 0$"),
     ],
 )
 def test_bad_arguments_are_rejected(tmp_path: Path, kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         SessionLogRecorder(EventBus(), tmp_path / "s.jsonl", **kwargs)
+
+
+@pytest.mark.parametrize("name", ["batch_size", "max_buffer_size"])
+@pytest.mark.parametrize("value", [2.0, True, "8"])
+def test_sizes_of_the_wrong_type_are_a_type_error(
+    tmp_path: Path, name: str, value: object
+) -> None:
+    with pytest.raises(TypeError, match=rf"^{name} must be an int, got {type(value).__name__}$"):
+        SessionLogRecorder(EventBus(), tmp_path / "s.jsonl", **{name: value})  # type: ignore[arg-type]

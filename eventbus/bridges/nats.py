@@ -122,7 +122,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "eventbus.bridges.nats needs nats-py: pip install 'kernel-eventbus[nats]'"
     ) from exc
 
-from .._bus import EventBus, Subscription, _check_kinds, _kind_of
+from .._bus import EventBus, Subscription, _check_kinds, _check_positive_int, _kind_of
 from .._envelope import Envelope
 from ..events import AnyKernelEvent
 from ._codec import Codec, CodecName, json_codec, msgpack_codec, resolve_codec
@@ -296,8 +296,9 @@ class NatsBridge(Generic[T]):
     :param connect_options: any other ``nats.connect`` keyword arguments.
     :raises ValueError: for a bad prefix, node id, size, timeout or option combination, or
         empty ``kinds``.
-    :raises TypeError: if ``bus`` is not an :class:`EventBus`, ``codec`` is not a codec, or
-        ``kinds`` holds something that is neither an event class nor a tag string.
+    :raises TypeError: if ``bus`` is not an :class:`EventBus`, ``codec`` is not a codec, a
+        size is not an int, or ``kinds`` holds something that is neither an event class nor
+        a tag string.
     """
 
     def __init__(
@@ -357,8 +358,7 @@ class NatsBridge(Generic[T]):
             ("max_message_bytes", max_message_bytes),
             ("fetch_batch", fetch_batch),
         ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+            _check_positive_int(name, value)
         for name, seconds in (
             ("fetch_timeout", fetch_timeout),
             ("ack_timeout", ack_timeout),

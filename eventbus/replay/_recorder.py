@@ -13,7 +13,7 @@ import anyio.to_thread
 import structlog
 from anyio import EndOfStream, WouldBlock
 
-from .._bus import EventBus, OverflowPolicy, Subscription
+from .._bus import EventBus, OverflowPolicy, Subscription, _check_positive_int
 from .._envelope import Envelope
 from ..codec import encode_json
 from ._log import LogGap, _GapLine
@@ -113,8 +113,9 @@ class SessionLogRecorder:
     :param batch_size: the most envelopes written per batch.
     :param fsync: ``"always"``, ``"batch"`` or ``"never"``.
     :param name: the subscription's name, in logs and statistics.
-    :raises ValueError: for a bad ``overflow``, ``fsync``, ``batch_size`` or
-        ``max_buffer_size``.
+    :raises ValueError: for a bad ``overflow`` or ``fsync``, or a ``batch_size`` or
+        ``max_buffer_size`` below 1.
+    :raises TypeError: if ``batch_size`` or ``max_buffer_size`` is not an int.
     :raises FileExistsError: on entering, if the file exists and ``append`` is false.
     """
 
@@ -136,14 +137,8 @@ class SessionLogRecorder:
             )
         if fsync not in _FSYNC:
             raise ValueError(f"fsync must be one of 'always', 'batch', 'never', got {fsync!r}")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
-        if (
-            isinstance(max_buffer_size, bool)
-            or not isinstance(max_buffer_size, int)
-            or max_buffer_size < 1
-        ):
-            raise ValueError(f"max_buffer_size must be an int >= 1, got {max_buffer_size!r}")
+        _check_positive_int("batch_size", batch_size)
+        _check_positive_int("max_buffer_size", max_buffer_size)
         self._bus = bus
         self._path = os.fspath(path)
         self._append = append

@@ -200,7 +200,8 @@ async def test_unreachable_server_fails_at_once_with_connection_error() -> None:
         ({"export": False, "import_": False}, r"^export and import_ must not both be false$"),
         ({"durable": "d"}, r"^durable and start_seq need jetstream=True$"),
         ({"jetstream": True, "start_seq": 0}, r"^start_seq must be >= 1, got 0$"),
-        ({"max_buffer_size": 0}, r"^max_buffer_size must be an int >= 1, got 0$"),
+        ({"max_buffer_size": 0}, r"^max_buffer_size must be >= 1, got 0$"),
+        ({"fetch_batch": 0}, r"^fetch_batch must be >= 1, got 0$"),
         ({"codec": "yaml"}, r"^codec must be 'msgpack', 'json' or a Codec object"),
         ({"ack_timeout": 0}, r"^ack_timeout must be > 0, got 0$"),
     ],
@@ -208,6 +209,12 @@ async def test_unreachable_server_fails_at_once_with_connection_error() -> None:
 def test_bad_arguments_are_refused(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         NatsBridge(EventBus[BridgeEvent](), event_type=BridgeEvent, **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("name", ["max_buffer_size", "max_message_bytes", "fetch_batch"])
+def test_sizes_of_the_wrong_type_are_a_type_error(name: str) -> None:
+    with pytest.raises(TypeError, match=rf"^{name} must be an int, got float$"):
+        NatsBridge(EventBus[BridgeEvent](), event_type=BridgeEvent, **{name: 8.0})  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("export", [True, False])
