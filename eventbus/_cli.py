@@ -36,7 +36,7 @@ import anyio.lowlevel
 import msgspec
 import structlog
 
-from ._bus import EventBus, Subscription
+from ._bus import EventBus, Subscription, _kind_of
 
 if TYPE_CHECKING:
     from audit import AuditEntry
@@ -319,7 +319,7 @@ def _is_sqlite(path: Path) -> bool:
         return f.read(len(_SQLITE_MAGIC)) == _SQLITE_MAGIC
 
 
-def _open_store(path: Path) -> None:
+def _require_store_file(path: Path) -> None:
     """Fail with one clear line unless ``path`` is a readable file."""
     if not path.exists():
         raise _Failure(f"no such file: {path}")
@@ -355,7 +355,7 @@ def _action_names() -> dict[str, type[msgspec.Struct]]:
 
     from audit import AuditAction
 
-    return {str(cls.__struct_config__.tag): cls for cls in get_args(AuditAction)}
+    return {_kind_of(cls): cls for cls in get_args(AuditAction)}
 
 
 def _run_audit_show(args: argparse.Namespace) -> int:
@@ -366,7 +366,7 @@ def _run_audit_show(args: argparse.Namespace) -> int:
             f"{_PROG} audit show: unknown --action {args.action!r} "
             f"(choose from {', '.join(sorted(names))})"
         )
-    _open_store(path)
+    _require_store_file(path)
     entries = _read_store(path)
     since = args.since_seq
     selected = [
@@ -419,7 +419,7 @@ def _run_audit_verify(args: argparse.Namespace) -> int:
     from audit.sinks import verify_sink
 
     path: Path = args.path
-    _open_store(path)
+    _require_store_file(path)
     try:
         sqlite = _is_sqlite(path)
         if sqlite:
