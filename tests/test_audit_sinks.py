@@ -635,10 +635,8 @@ def test_every_jsonl_line_validates_against_the_entry_schema(tmp_path: Path) -> 
     shipped = json.loads(
         (Path(__file__).parent.parent / "schemas" / "audit_entry.json").read_text()
     )
-    for schema in (entry_schema(), shipped):
-        validator = jsonschema.Draft202012Validator(schema)
-        for line in path.read_bytes().splitlines():
-            validator.validate(msgspec.json.decode(line))
+    assert entry_schema() == shipped
+    validator = jsonschema.Draft202012Validator(shipped)
     for line in path.read_bytes().splitlines():
         validator.validate(msgspec.json.decode(line))
     bad = msgspec.json.decode(path.read_bytes().splitlines()[0])
