@@ -41,8 +41,6 @@ _canonical = canonical_json
 #: Envelopes the consumer takes before it yields to the scheduler.
 _BATCH: Final = 256
 _BATCH_RANGE: Final = range(_BATCH)
-#: ``kind`` of the entries that stand for a gap.
-DROPPED_KIND: Final = "audit:events_dropped"
 #: The longest error text kept in a ``mapping_failed`` detail.
 _MAX_ERROR_CHARS: Final = 200
 _ACTION_SET: Final = frozenset(ACTION_TYPES)
@@ -377,19 +375,7 @@ class Auditor:
             return
         self._lag_seen = lagged
         first, last = self._last_seq + 1, envelope.seq - 1
-        entry = self._trail._append(
-            envelope.ts_ns,
-            "system",
-            EventsDropped(count=count, first_seq=first, last_seq=last),
-            "",
-            None,
-            None,
-            DROPPED_KIND,
-            None,
-            None,
-            None,
-            None,
-        )
+        entry = self._trail._append_gap(envelope.ts_ns, count, first, last)
         self._gaps += 1
         self._to_sink(entry)
         self._lag_unlogged += count

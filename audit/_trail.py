@@ -19,6 +19,8 @@ __all__ = ["AuditTrail", "TrailStatistics"]
 
 #: The oxios default capacity.
 DEFAULT_CAPACITY: Final = 100_000
+#: ``kind`` of the entries that stand for a gap.
+DROPPED_KIND: Final = "audit:events_dropped"
 
 _time_ns = time.time_ns
 
@@ -222,6 +224,22 @@ class AuditTrail:
         if type(action) is EventsDropped:
             self._dropped += action.count
         return entry
+
+    def _append_gap(self, ts_ns: int, count: int, first_seq: int, last_seq: int) -> AuditEntry:
+        """Append the entry of ``count`` envelopes lost with bus seq ``first_seq..last_seq``."""
+        return self._append(
+            ts_ns,
+            "system",
+            EventsDropped(count=count, first_seq=first_seq, last_seq=last_seq),
+            "",
+            None,
+            None,
+            DROPPED_KIND,
+            None,
+            None,
+            None,
+            None,
+        )
 
     # -- reading -----------------------------------------------------------------------------
 
