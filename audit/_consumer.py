@@ -36,7 +36,6 @@ SinkErrorPolicy = Literal["raise", "count"]
 
 _log = structlog.get_logger("audit")
 _time_ns = time.time_ns
-_canonical = canonical_json
 
 #: Envelopes the consumer takes before it yields to the scheduler.
 _BATCH: Final = 256
@@ -437,7 +436,7 @@ class Auditor:
         raw: bytes | None = None
         if info.plain:  # nothing to redact in any instance: just the canonical JSON
             try:
-                raw = _canonical(event)
+                raw = canonical_json(event)
             except Exception:
                 raw = None  # unencodable: _resource_raw writes the marker
         if raw is None:
