@@ -190,7 +190,6 @@ class Auditor:
         self._state = "running"
         bus = self._bus
         if self._mode == "inline":
-            self._last_seq = bus.statistics().published
             self._remove_tap = bus.add_tap(self._record)
         else:
             self._sub = bus.subscribe(
@@ -198,7 +197,8 @@ class Auditor:
                 overflow="block" if self._mode == "lossless" else "drop_oldest",
                 name=self._name,
             )
-            self._last_seq = bus.statistics().published
+        # Nothing can be published between attaching and this read (no await in between).
+        self._last_seq = bus.statistics().published
         try:
             if self._resume:
                 assert self._sink is not None
@@ -376,7 +376,8 @@ class Auditor:
         first, last = self._last_seq + 1, envelope.seq - 1
         entry = self._trail._append_gap(envelope.ts_ns, count, first, last)
         self._gaps += 1
-        self._to_sink(entry)
+        if self._sink is not None:
+            self._to_sink(entry)
         self._lag_unlogged += count
         now = time.monotonic_ns()
         if now - self._lag_logged_ns >= 1_000_000_000:  # at most once a second
@@ -527,8 +528,7 @@ class Auditor:
     # -- the sink ----------------------------------------------------------------------------
 
     def _to_sink(self, entry: AuditEntry) -> None:
-        if self._sink is None:
-            return
+        """Queue ``entry`` for the sink writer (callers check that there is a sink)."""
         if self._sink_failed is not None:
             self._sink_lost += 1
             return
