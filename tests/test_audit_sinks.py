@@ -167,6 +167,7 @@ def _sqlite(path: Path, sql: str, *params: Any) -> None:
         ("DELETE FROM audit_entries WHERE seq = 7", 7),
         ("DELETE FROM audit_entries WHERE seq >= 9", 9),
         ("DELETE FROM audit_entries WHERE seq = 1", 1),
+        ("DELETE FROM audit_entries", 1),
         ("UPDATE audit_meta SET value = 'f' || value WHERE key = 'last_hash'", 12),
     ],
 )
