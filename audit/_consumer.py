@@ -707,7 +707,7 @@ def attach_audit_trail(
           queue is full.
         * ``"inline"``: a bus tap: each entry is appended inside ``publish`` itself, on the
           publisher's task. No task, no queue, never lags; in exchange every publish pays
-          for mapping, redaction, encoding and hashing (several microseconds; see the
+          for mapping, redaction, encoding and hashing (one to two microseconds; see the
           project's measurements).
 
     :param max_buffer_size: the subscription's queue size (``queued``/``lossless``).

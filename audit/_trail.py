@@ -358,8 +358,9 @@ class AuditTrail:
 
         :returns: the number of entries restored.
         :raises ValueError: if the sink's entries do not form an intact chain (a store
-            tampered with or torn in the middle; see :func:`~audit.sinks.verify_sink`), or if
-            this trail has already evicted entries or been restored.
+            tampered with or torn in the middle; see :func:`~audit.sinks.verify_sink`), were
+            written with the other ``hash_chain`` setting, or if this trail has already
+            evicted entries or been restored.
         """
         self._restore_entries(sink.load_tail(self._capacity))
         return self._restored
