@@ -36,13 +36,10 @@ SinkErrorPolicy = Literal["raise", "count"]
 
 _log = structlog.get_logger("audit")
 _time_ns = time.time_ns
-_canonical = canonical_json
 
 #: Envelopes the consumer takes before it yields to the scheduler.
 _BATCH: Final = 256
 _BATCH_RANGE: Final = range(_BATCH)
-#: ``kind`` of the entries that stand for a gap.
-DROPPED_KIND: Final = "audit:events_dropped"
 #: The longest error text kept in a ``mapping_failed`` detail.
 _MAX_ERROR_CHARS: Final = 200
 _ACTION_SET: Final = frozenset(ACTION_TYPES)
@@ -193,7 +190,6 @@ class Auditor:
         self._state = "running"
         bus = self._bus
         if self._mode == "inline":
-            self._last_seq = bus.statistics().published
             self._remove_tap = bus.add_tap(self._record)
         else:
             self._sub = bus.subscribe(
@@ -201,7 +197,8 @@ class Auditor:
                 overflow="block" if self._mode == "lossless" else "drop_oldest",
                 name=self._name,
             )
-            self._last_seq = bus.statistics().published
+        # Nothing can be published between attaching and this read (no await in between).
+        self._last_seq = bus.statistics().published
         try:
             if self._resume:
                 assert self._sink is not None
@@ -377,21 +374,10 @@ class Auditor:
             return
         self._lag_seen = lagged
         first, last = self._last_seq + 1, envelope.seq - 1
-        entry = self._trail._append(
-            envelope.ts_ns,
-            "system",
-            EventsDropped(count=count, first_seq=first, last_seq=last),
-            "",
-            None,
-            None,
-            DROPPED_KIND,
-            None,
-            None,
-            None,
-            None,
-        )
+        entry = self._trail._append_gap(envelope.ts_ns, count, first, last)
         self._gaps += 1
-        self._to_sink(entry)
+        if self._sink is not None:
+            self._to_sink(entry)
         self._lag_unlogged += count
         now = time.monotonic_ns()
         if now - self._lag_logged_ns >= 1_000_000_000:  # at most once a second
@@ -451,7 +437,7 @@ class Auditor:
         raw: bytes | None = None
         if info.plain:  # nothing to redact in any instance: just the canonical JSON
             try:
-                raw = _canonical(event)
+                raw = canonical_json(event)
             except Exception:
                 raw = None  # unencodable: _resource_raw writes the marker
         if raw is None:
@@ -542,8 +528,7 @@ class Auditor:
     # -- the sink ----------------------------------------------------------------------------
 
     def _to_sink(self, entry: AuditEntry) -> None:
-        if self._sink is None:
-            return
+        """Queue ``entry`` for the sink writer (callers check that there is a sink)."""
         if self._sink_failed is not None:
             self._sink_lost += 1
             return
@@ -722,7 +707,7 @@ def attach_audit_trail(
           queue is full.
         * ``"inline"``: a bus tap: each entry is appended inside ``publish`` itself, on the
           publisher's task. No task, no queue, never lags; in exchange every publish pays
-          for mapping, redaction, encoding and hashing (several microseconds; see the
+          for mapping, redaction, encoding and hashing (one to two microseconds; see the
           project's measurements).
 
     :param max_buffer_size: the subscription's queue size (``queued``/``lossless``).

@@ -35,7 +35,6 @@ MapFn: TypeAlias = Callable[[Any], tuple[str, AuditAction]]
 MIN_RESOURCE_BYTES: Final = 64
 
 _ENCODE_ERRORS: Final = (msgspec.EncodeError, TypeError, ValueError, OverflowError)
-_canonical: Final = canonical_json
 
 
 class _TypeInfo:
@@ -47,23 +46,20 @@ class _TypeInfo:
     (one ``match``) on the first event and puts it in its place.
     """
 
-    __slots__ = ("category", "fn", "known", "plain", "primitive", "scan", "trusted")
+    __slots__ = ("category", "fn", "plain", "primitive", "scan", "trusted")
 
     def __init__(
         self,
         fn: MapFn | None,
         category: str | None,
         primitive: str | None,
-        known: bool,
         scan: ScanPlan,
-        trusted: bool = False,
     ) -> None:
         self.fn = fn
         self.category = category
         self.primitive = primitive
-        self.known = known
         self.scan = scan
-        self.trusted = trusted
+        self.trusted = False  # set by the mapper for a catalogue class
         # Stored as its canonical JSON, unredacted: set by the mapper (default redactor and a
         # class none of whose instances can hold a secret-looking key, or no redactor).
         self.plain = False
@@ -185,11 +181,11 @@ class AuditMapper:
             if fn is not None:
                 break
         category, primitive = _category_of(event_type)
-        info = _TypeInfo(fn, category, primitive, fn is not None, scan_plan(event_type))
+        info = _TypeInfo(fn, category, primitive, scan_plan(event_type))
         info.plain = self._redact is None or (self._redact is redact_secrets and info.scan is None)
         if fn is None and self._builtin and is_catalogue_class(event_type):
             info.fn = self._first_event(info)
-            info.known = info.trusted = True
+            info.trusted = True
         self._resolved[event_type] = info
         return info
 
@@ -256,7 +252,7 @@ class AuditMapper:
         the text again gives these bytes back.
         """
         try:
-            raw = _canonical(value)
+            raw = canonical_json(value)
         except _ENCODE_ERRORS as exc:
             return bound_text(f"<unencodable: {exc}>".encode(), self._limit).encode()
         redact = self._redact
@@ -264,9 +260,9 @@ class AuditMapper:
             if scan is None:
                 return raw  # no instance of the class can hold a secret-looking key
             if scan is ALWAYS or _any_secret(value, scan):
-                raw = _canonical(redact_secrets(msgspec.to_builtins(value)))
+                raw = canonical_json(redact_secrets(msgspec.to_builtins(value)))
         elif redact is not None:
-            raw = _canonical(redact(msgspec.to_builtins(value)))
+            raw = canonical_json(redact(msgspec.to_builtins(value)))
         return raw
 
     def args_json(self, raw: str) -> str:

@@ -7,8 +7,7 @@ from typing import Any
 
 from eventbus import Envelope, EventBus
 
-from ._actions import EventsDropped
-from ._consumer import DROPPED_KIND, Auditor
+from ._consumer import Auditor
 from ._mapper import AuditMapper
 from ._trail import DEFAULT_CAPACITY, AuditTrail
 
@@ -71,18 +70,6 @@ def rebuild_audit_trail(
         while pending < len(gaps) and gaps[pending].last_seq < envelope.seq:
             gap = gaps[pending]
             pending += 1
-            trail._append(
-                envelope.ts_ns,
-                "system",
-                EventsDropped(count=gap.lost, first_seq=gap.first_seq, last_seq=gap.last_seq),
-                "",
-                None,
-                None,
-                DROPPED_KIND,
-                None,
-                None,
-                None,
-                None,
-            )
+            trail._append_gap(envelope.ts_ns, gap.lost, gap.first_seq, gap.last_seq)
         auditor._record(envelope)
     return trail

@@ -19,6 +19,8 @@ __all__ = ["AuditTrail", "TrailStatistics"]
 
 #: The oxios default capacity.
 DEFAULT_CAPACITY: Final = 100_000
+#: ``kind`` of the entries that stand for a gap.
+DROPPED_KIND: Final = "audit:events_dropped"
 
 _time_ns = time.time_ns
 
@@ -223,6 +225,22 @@ class AuditTrail:
             self._dropped += action.count
         return entry
 
+    def _append_gap(self, ts_ns: int, count: int, first_seq: int, last_seq: int) -> AuditEntry:
+        """Append the entry of ``count`` envelopes lost with bus seq ``first_seq..last_seq``."""
+        return self._append(
+            ts_ns,
+            "system",
+            EventsDropped(count=count, first_seq=first_seq, last_seq=last_seq),
+            "",
+            None,
+            None,
+            DROPPED_KIND,
+            None,
+            None,
+            None,
+            None,
+        )
+
     # -- reading -----------------------------------------------------------------------------
 
     def __len__(self) -> int:
@@ -340,8 +358,9 @@ class AuditTrail:
 
         :returns: the number of entries restored.
         :raises ValueError: if the sink's entries do not form an intact chain (a store
-            tampered with or torn in the middle; see :func:`~audit.sinks.verify_sink`), or if
-            this trail has already evicted entries or been restored.
+            tampered with or torn in the middle; see :func:`~audit.sinks.verify_sink`), were
+            written with the other ``hash_chain`` setting, or if this trail has already
+            evicted entries or been restored.
         """
         self._restore_entries(sink.load_tail(self._capacity))
         return self._restored

@@ -462,13 +462,26 @@ async def test_an_unencodable_event_is_recorded_with_a_marker() -> None:
 
 
 async def test_recorded_entries_equal_what_the_trail_would_append_and_chain() -> None:
-    # The consumer appends without going through AuditTrail._append; the entries must be the
-    # ones it would have built, hashes included, also for cut resources and failures.
+    # The consumer appends without going through AuditTrail._append; every entry must be the
+    # one it would have built, hashes included, also for cut resources, failed mappings and
+    # unmapped events; and its inlined eviction must keep the anchor as _append does.
+    class Boom(KernelEvent, tag="boom", frozen=True, kw_only=True):
+        category: ClassVar[Category] = Category.SCHED
+
+    def explode(event: Boom) -> tuple[str, Other]:
+        raise ValueError("bad mapping")
+
     mapper = pinger()
-    mapper_small = AuditMapper(max_resource_bytes=64)
+    mapper_small = AuditMapper(max_resource_bytes=64)  # Ping unmapped, resources cut
     for m in (mapper, mapper_small):
-        trail = AuditTrail(capacity=5)
-        async with EventBus() as bus, attach_audit_trail(bus, trail, mapper=m) as auditor:
+        m.register(Boom, explode)
+        trail = AuditTrail()
+        small = AuditTrail(capacity=5)
+        async with (
+            EventBus() as bus,
+            attach_audit_trail(bus, trail, mapper=m) as auditor,
+            attach_audit_trail(bus, small, mapper=m, name="small") as small_auditor,
+        ):
             bus.publish(
                 ToolExecutionStarted(
                     session_id="s", tool_name="t", tool_call_id="c", tool_args={"x": "é" * 100}
@@ -477,11 +490,15 @@ async def test_recorded_entries_equal_what_the_trail_would_append_and_chain() ->
             for event in sample_events():
                 bus.publish(event)
             bus.publish(Ping(n=3))
+            bus.publish(Boom())
             await auditor.flush()
+            await small_auditor.flush()
+        entries = trail.entries()
+        assert len(entries) == auditor.statistics().appended == len(sample_events()) + 3
+        assert auditor.statistics().failed == 1
         assert trail.verify() is None
-        assert trail.statistics().evicted == auditor.statistics().appended - 5
-        twin = AuditTrail(capacity=5)
-        for e in trail.entries():
+        twin = AuditTrail(capacity=len(entries))
+        for e in entries:
             twin._seq = e.seq - 1
             twin._prev = e.prev_hash
             again = twin._append(
@@ -499,7 +516,25 @@ async def test_recorded_entries_equal_what_the_trail_would_append_and_chain() ->
                 e.recorded_ns,
             )
             assert again == e
-    assert any("…[truncated" in e.resource for e in trail.entries())
+        assert any("…[truncated" in e.resource for e in entries) == (m is mapper_small)
+        assert small.statistics().evicted == len(entries) - 5
+        assert small.anchor == (len(entries) - 5, small.entries()[0].prev_hash)
+        assert small.verify() is None
+
+
+async def test_a_mapping_failure_keeps_only_the_start_of_a_long_error() -> None:
+    def explode(event: Ping) -> tuple[str, Other]:
+        raise ValueError("x" * 1000)
+
+    mapper = AuditMapper()
+    mapper.register(Ping, explode)
+    trail = AuditTrail()
+    async with EventBus() as bus, attach_audit_trail(bus, trail, mapper=mapper) as auditor:
+        bus.publish(Ping(n=1))
+        await auditor.flush()
+    [entry] = trail.entries()
+    text = ("ValueError: " + "x" * 1000)[:200]
+    assert entry.action == Other(detail=f"mapping_failed:ping:{text}…")
 
 
 async def test_a_mapping_function_may_write_events_dropped_and_it_is_counted() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import deque
 
 import msgspec
@@ -18,6 +20,7 @@ from audit import (
     EventsDropped,
     MemoryRead,
     Other,
+    ToolCall,
     entry_hash,
     verify_chain,
 )
@@ -184,6 +187,47 @@ def test_the_hash_covers_every_field_but_itself() -> None:
     assert entry_hash(msgspec.structs.replace(entry, hash="x")) == entry.hash
 
 
+def test_the_hash_is_the_documented_construction() -> None:
+    # The hash format is public: a store written today must verify with any later version.
+    # Built here with hashlib and json, independently of the package's own encoder.
+    trail = AuditTrail()
+    trail.append("before", Other(detail="so prev_hash is not the genesis hash"))
+    entry = trail.append(
+        "agent",
+        ToolCall(tool="t", args_json="{}"),
+        "résumé",
+        ts_ns=5,
+        kind="k",
+        event_seq=9,
+        event_id="e",
+        category="syscall",
+        primitive="syscall",
+        causation_id="c",
+    )
+    header = [
+        2,
+        5,
+        entry.recorded_ns,
+        "agent",
+        {"type": "ToolCall", "tool": "t", "args_json": "{}"},
+        9,
+        "e",
+        "k",
+        "syscall",
+        "syscall",
+        None,
+        "c",
+        trail.entries()[0].hash,
+    ]
+    data = (
+        b"kernel-eventbus/audit-entry/v1\x00"
+        + json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
+        + "résumé".encode()
+    )
+    assert entry.hash == hashlib.sha256(data).hexdigest()
+    assert entry_hash(entry) == entry.hash
+
+
 def test_resource_and_fields_cannot_be_shifted_into_each_other() -> None:
     # Domain separation + a self-delimiting header: moving text between actor and resource
     # changes the digest.
@@ -206,6 +250,15 @@ def test_verify_catches_a_rehashed_entry_at_the_next_seq() -> None:
     forged = msgspec.structs.replace(trail._entries[4], actor="mallory")
     trail._entries[4] = msgspec.structs.replace(forged, hash=entry_hash(forged))
     assert trail.verify() == 6
+
+
+def test_verify_catches_a_rehashed_newest_entry_at_its_seq() -> None:
+    # Nothing links to the newest entry: only the trail's own record of its head catches it.
+    trail = AuditTrail()
+    fill(trail, 5)
+    forged = msgspec.structs.replace(trail._entries[-1], actor="mallory")
+    trail._entries[-1] = msgspec.structs.replace(forged, hash=entry_hash(forged))
+    assert trail.verify() == 5
 
 
 def test_verify_catches_a_dropped_entry_at_the_missing_seq() -> None:

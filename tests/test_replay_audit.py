@@ -171,3 +171,6 @@ def test_rebuild_appends_to_a_given_trail_and_honours_capacity() -> None:
     assert [e.event_seq for e in trail] == [14, 15, 16, 17, 18]
     assert trail.last_seq == 18
     assert rebuild_audit_trail(log, capacity=3).capacity == 3
+    unchained = rebuild_audit_trail(log, hash_chain=False)
+    assert not unchained.hash_chain
+    assert {(e.prev_hash, e.hash) for e in unchained} == {("", "")}

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Iterable, Sequence
 from typing import Final, Protocol, runtime_checkable
 
 import msgspec
+from anyio import BrokenResourceError, ClosedResourceError
 
 from .._actions import AuditAction
 from .._entry import AuditEntry, check_chain
 
 __all__ = ["AuditSink"]
 
-# Entries on disk: one compact JSON object per entry (JSONL), actions as tagged objects (SQLite).
-encode_entry: Final = msgspec.json.Encoder().encode
+# Entries on disk: one compact JSON object per entry (JSONL), actions as tagged objects
+# (SQLite), the JSONL anchor file. One encoder serves them all (msgspec's are thread-safe).
+encode_json: Final = msgspec.json.Encoder().encode
 decode_entry: Final = msgspec.json.Decoder(AuditEntry).decode
-encode_action: Final = msgspec.json.Encoder().encode
 decode_action: Final = msgspec.json.Decoder(AuditAction).decode
 
 
@@ -42,31 +45,62 @@ class AuditSink(Protocol):
         """Release the store; idempotent."""
 
 
+class StoreAnchor(msgspec.Struct, frozen=True):
+    """What a store acknowledged: its first entry's place and its last committed entry.
+
+    ``first_seq`` and ``first_prev_hash`` (``""`` without a hash chain) say where the store
+    starts; ``last_seq`` and ``last_hash`` are advanced with each committed batch.
+    """
+
+    first_seq: int
+    first_prev_hash: str
+    last_seq: int
+    last_hash: str
+
+
+class FileSink:
+    """The state both sinks keep: their file, a lock, whether closed or broken."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self._path = os.fspath(path)
+        self._lock = threading.Lock()
+        self._failed: BaseException | None = None
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self._path!r}{' failed' if self._failed else ''}>"
+
+    def _check_usable(self) -> None:
+        """Refuse a write to a closed sink, or to one a write failed on (hold the lock)."""
+        if self._closed:
+            raise ClosedResourceError
+        if self._failed is not None:
+            raise BrokenResourceError(
+                f"the sink at {self._path!r} failed earlier and accepts no more writes"
+            ) from self._failed
+
+
 def check_store(
-    entries: Iterable[AuditEntry],
-    *,
-    first: tuple[int, str] | None,
-    last: tuple[int, str] | None,
+    entries: Iterable[AuditEntry], anchor: StoreAnchor | None
 ) -> tuple[int | None, AuditEntry | None]:
     """Verify a store's entries (oldest first) against its own anchor.
 
-    :param first: ``(first_seq, prev_hash of the first entry)`` from the store's anchor, or
-        ``None`` to take the first entry's place on trust.
-    :param last: ``(last_seq, last_hash)`` the store acknowledged, or ``None`` to skip the
-        tail check.
+    :param anchor: the store's anchor, or ``None`` (nothing acknowledged) to take the first
+        entry's place on trust and skip the tail check.
     :returns: ``(bad, newest)``: the first bad seq (``newest.seq + 1`` for a store cut short)
         or ``None``, and the newest entry checked.
     """
-    anchor = None if first is None else (first[0] - 1, first[1])
-    chained = None if first is None else bool(first[1])
-    bad, newest = check_chain(entries, anchor, chained)
-    if bad is not None or last is None:
+    if anchor is None:
+        return check_chain(entries, None, None)
+    start = (anchor.first_seq - 1, anchor.first_prev_hash)
+    bad, newest = check_chain(entries, start, bool(anchor.first_prev_hash))
+    if bad is not None:
         return bad, newest
     if newest is None:
-        return (None if last[0] == 0 else (first[0] if first else 1)), None
-    if newest.seq < last[0]:
+        return (None if anchor.last_seq == 0 else anchor.first_seq), None
+    if newest.seq < anchor.last_seq:
         return newest.seq + 1, newest
-    if newest.seq == last[0] and newest.hash != last[1]:
+    if newest.seq == anchor.last_seq and newest.hash != anchor.last_hash:
         return newest.seq, newest
     # Entries past the anchor (newest.seq > last_seq) were written but their batch was not
     # acknowledged (a crash between the data and the anchor): they chain, so they stand.

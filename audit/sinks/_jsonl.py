@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import threading
 from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -12,10 +11,9 @@ from typing import Final
 
 import msgspec
 import structlog
-from anyio import BrokenResourceError, ClosedResourceError
 
 from .._entry import AuditEntry
-from ._base import check_store, decode_entry, encode_entry
+from ._base import FileSink, StoreAnchor, check_store, decode_entry, encode_json
 
 __all__ = ["JsonlContents", "JsonlSink", "read_jsonl", "verify_jsonl"]
 
@@ -24,15 +22,7 @@ _log = structlog.get_logger("audit.sinks")
 _CHUNK: Final = 1 << 16
 
 
-class _Anchor(msgspec.Struct, frozen=True):
-    first_seq: int
-    first_prev_hash: str
-    last_seq: int
-    last_hash: str
-
-
-_encode_anchor = msgspec.json.Encoder().encode
-_decode_anchor = msgspec.json.Decoder(_Anchor).decode
+_decode_anchor = msgspec.json.Decoder(StoreAnchor).decode
 
 
 def anchor_path(path: str) -> str:
@@ -40,7 +30,7 @@ def anchor_path(path: str) -> str:
     return path + ".anchor"
 
 
-def _read_anchor(path: str) -> _Anchor | None:
+def _read_anchor(path: str) -> StoreAnchor | None:
     try:
         with open(anchor_path(path), "rb") as f:
             return _decode_anchor(f.read())
@@ -112,7 +102,7 @@ def read_jsonl(path: str | os.PathLike[str]) -> JsonlContents:
     return JsonlContents(entries, torn[0])
 
 
-class JsonlSink:
+class JsonlSink(FileSink):
     """Audit entries as JSON Lines, for export: one compact entry per line, ``\\n`` only.
 
     :param path: the file, created if missing, appended to otherwise.
@@ -131,10 +121,7 @@ class JsonlSink:
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        self._path = os.fspath(path)
-        self._lock = threading.Lock()
-        self._failed: BaseException | None = None
-        self._closed = False
+        super().__init__(path)
         fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
         try:
             size = os.fstat(fd).st_size
@@ -152,9 +139,6 @@ class JsonlSink:
         self._fd = fd
         self._anchor = _read_anchor(self._path)
 
-    def __repr__(self) -> str:
-        return f"<JsonlSink {self._path!r}{' failed' if self._failed else ''}>"
-
     @property
     def path(self) -> str:
         """The JSONL file."""
@@ -170,14 +154,9 @@ class JsonlSink:
         """
         if not entries:
             return
-        data = b"".join([encode_entry(e) + b"\n" for e in entries])
+        data = b"".join([encode_json(e) + b"\n" for e in entries])
         with self._lock:
-            if self._closed:
-                raise ClosedResourceError
-            if self._failed is not None:
-                raise BrokenResourceError(
-                    f"the sink at {self._path!r} failed earlier and accepts no more writes"
-                ) from self._failed
+            self._check_usable()
             try:
                 view = memoryview(data)
                 while view:
@@ -185,7 +164,7 @@ class JsonlSink:
                 os.fsync(self._fd)
                 first = entries[0]
                 old = self._anchor
-                anchor = _Anchor(
+                anchor = StoreAnchor(
                     old.first_seq if old else first.seq,
                     old.first_prev_hash if old else first.prev_hash,
                     entries[-1].seq,
@@ -193,7 +172,7 @@ class JsonlSink:
                 )
                 tmp = anchor_path(self._path) + ".tmp"
                 with open(tmp, "wb") as f:
-                    f.write(_encode_anchor(anchor))
+                    f.write(encode_json(anchor))
                     f.flush()
                     os.fsync(f.fileno())
                 os.replace(tmp, anchor_path(self._path))
@@ -250,11 +229,7 @@ def verify_jsonl(path: str) -> int | None:
             yield entry
 
     anchor = _read_anchor(path)
-    bad, newest = check_store(
-        entries(),
-        first=None if anchor is None else (anchor.first_seq, anchor.first_prev_hash),
-        last=None if anchor is None else (anchor.last_seq, anchor.last_hash),
-    )
+    bad, newest = check_store(entries(), anchor)
     if bad is not None:
         return bad
     if broken[0] or torn[0]:

@@ -5,16 +5,15 @@ from __future__ import annotations
 import os
 import pathlib
 import sqlite3
-import threading
 from collections.abc import Sequence
 from types import TracebackType
 from typing import Any, Final
 
 import structlog
-from anyio import BrokenResourceError, ClosedResourceError
+from anyio import ClosedResourceError
 
 from .._entry import AuditEntry
-from ._base import check_store, decode_action, encode_action
+from ._base import FileSink, StoreAnchor, check_store, decode_action, encode_json
 
 __all__ = ["SqliteSink", "verify_sqlite"]
 
@@ -67,7 +66,7 @@ def _row(e: AuditEntry) -> tuple[Any, ...]:
         e.recorded_ns,
         e.actor,
         type(action).__struct_config__.tag,
-        encode_action(action).decode(),
+        encode_json(action).decode(),
         e.resource,
         e.event_seq,
         e.event_id,
@@ -101,7 +100,7 @@ def _entry(row: tuple[Any, ...]) -> AuditEntry:
     )
 
 
-class SqliteSink:
+class SqliteSink(FileSink):
     """Audit entries in a SQLite database: the embedded, queryable default sink.
 
     :param path: the database file (created if missing, with its ``-wal`` and ``-shm``
@@ -125,10 +124,7 @@ class SqliteSink:
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        self._path = os.fspath(path)
-        self._lock = threading.Lock()
-        self._failed: BaseException | None = None
-        self._closed = False
+        super().__init__(path)
         conn = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None)
         try:
             conn.execute("PRAGMA journal_mode=WAL")
@@ -145,9 +141,6 @@ class SqliteSink:
             conn.close()
             raise
         self._conn = conn
-
-    def __repr__(self) -> str:
-        return f"<SqliteSink {self._path!r}{' failed' if self._failed else ''}>"
 
     @property
     def path(self) -> str:
@@ -187,14 +180,6 @@ class SqliteSink:
                     pass
                 _log.error("audit_sink_write_failed", path=self._path, error=repr(exc))
                 raise
-
-    def _check_usable(self) -> None:
-        if self._closed:
-            raise ClosedResourceError
-        if self._failed is not None:
-            raise BrokenResourceError(
-                f"the sink at {self._path!r} failed earlier and accepts no more writes"
-            ) from self._failed
 
     def load_tail(self, n: int) -> list[AuditEntry]:
         """The newest ``n`` entries, oldest first.
@@ -289,14 +274,14 @@ def verify_sqlite(path: str) -> int | None:
             # Nothing acknowledged: intact only if there are no rows either.
             (oldest,) = conn.execute("SELECT min(seq) FROM audit_entries").fetchone()
             return None if oldest is None else int(oldest)
-        first_seq = int(meta["first_seq"])
-        last_seq = int(meta["last_seq"])
-        rows = conn.execute(f"SELECT {_COLUMNS} FROM audit_entries ORDER BY seq")
-        bad, _ = check_store(
-            (_entry(r) for r in rows),
-            first=(first_seq, str(meta["first_prev_hash"])),
-            last=(last_seq, str(meta["last_hash"])),
+        anchor = StoreAnchor(
+            int(meta["first_seq"]),
+            str(meta["first_prev_hash"]),
+            int(meta["last_seq"]),
+            str(meta["last_hash"]),
         )
+        rows = conn.execute(f"SELECT {_COLUMNS} FROM audit_entries ORDER BY seq")
+        bad, _ = check_store((_entry(r) for r in rows), anchor)
         return bad
     finally:
         conn.close()
