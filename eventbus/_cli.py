@@ -311,14 +311,6 @@ def _print_entries(entries: Sequence[AuditEntry], out: TextIO) -> None:
         print("  ".join(cells).rstrip(), file=out)
 
 
-_SQLITE_MAGIC = b"SQLite format 3\x00"
-
-
-def _is_sqlite(path: Path) -> bool:
-    with path.open("rb") as f:
-        return f.read(len(_SQLITE_MAGIC)) == _SQLITE_MAGIC
-
-
 def _require_store_file(path: Path) -> None:
     """Fail with one clear line unless ``path`` is a readable file."""
     if not path.exists():
@@ -393,9 +385,10 @@ def _run_audit_show(args: argparse.Namespace) -> int:
 def _read_store(path: Path) -> list[AuditEntry]:
     """Every entry of a SQLite or JSONL store, oldest first; one-line failures."""
     from audit.sinks import SqliteSink, read_jsonl
+    from audit.sinks._sqlite import is_sqlite_file
 
     try:
-        if _is_sqlite(path):
+        if is_sqlite_file(path):
             _check_audit_sqlite(path)
             with SqliteSink(path) as sink:
                 return sink.query()
@@ -417,11 +410,12 @@ def _read_store(path: Path) -> list[AuditEntry]:
 
 def _run_audit_verify(args: argparse.Namespace) -> int:
     from audit.sinks import verify_sink
+    from audit.sinks._sqlite import is_sqlite_file
 
     path: Path = args.path
     _require_store_file(path)
     try:
-        sqlite = _is_sqlite(path)
+        sqlite = is_sqlite_file(path)
         if sqlite:
             _check_audit_sqlite(path)
         bad = verify_sink(path)

@@ -26,7 +26,7 @@ import os
 
 from ._base import AuditSink
 from ._jsonl import JsonlContents, JsonlSink, read_jsonl, verify_jsonl
-from ._sqlite import SQLITE_MAGIC, SqliteSink, verify_sqlite
+from ._sqlite import SqliteSink, is_sqlite_file, verify_sqlite
 
 __all__ = [
     "AuditSink",
@@ -53,8 +53,6 @@ def verify_sink(path: str | os.PathLike[str]) -> int | None:
     :raises sqlite3.DatabaseError: if a SQLite file is not an audit store.
     """
     path = os.fspath(path)
-    with open(path, "rb") as f:
-        magic = f.read(len(SQLITE_MAGIC))
-    if magic == SQLITE_MAGIC:
+    if is_sqlite_file(path):
         return verify_sqlite(path)
     return verify_jsonl(path)

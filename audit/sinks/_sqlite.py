@@ -20,6 +20,17 @@ __all__ = ["SqliteSink", "verify_sqlite"]
 _log = structlog.get_logger("audit.sinks")
 
 SQLITE_MAGIC: Final = b"SQLite format 3\x00"
+
+
+def is_sqlite_file(path: str | os.PathLike[str]) -> bool:
+    """Whether the file at ``path`` starts like a SQLite database (else it is read as JSONL).
+
+    :raises FileNotFoundError: if there is no such file.
+    """
+    with open(path, "rb") as f:
+        return f.read(len(SQLITE_MAGIC)) == SQLITE_MAGIC
+
+
 _SCHEMA_VERSION: Final = 1
 _COLUMNS: Final = (
     "seq, ts_ns, recorded_ns, actor, action_type, action, resource, event_seq, event_id, "
