@@ -40,7 +40,8 @@ class AuditEntry(msgspec.Struct, frozen=True, gc=False):
     ``recorded_ns``
         When the entry was appended to the trail.
     ``actor``
-        Who acted: an agent id, ``project:<id>``, ``session:<id>`` or ``system``.
+        Who acted: an agent id, ``project:<id>``, ``session:<id>``, ``turn:<id>`` or
+        ``system``.
     ``action``
         What was done (:data:`~audit.AuditAction`).
     ``resource``
