@@ -284,19 +284,9 @@ class Subscription(UnreliableObjectReceiveStream[Envelope[T]]):
         raise NotImplementedError  # each implementation has its own (its hot path)
 
     async def _wait(self) -> None:
-        """Park the current task until _wake(); cancellable, leaves nothing behind if so."""
+        """Park the current task until _wake(); cancellable, leaves nothing behind if so.
+        Not on asyncio: there the receive paths park on a future themselves (inlined)."""
         waiters = self._waiters
-        loop = _running_loop(self._bus)
-        if loop is not None:
-            future = loop.create_future()
-            waiters.append(future)
-            try:
-                await future
-            except BaseException:
-                if future in waiters:
-                    waiters.remove(future)
-                raise
-            return
         trio_lowlevel = _trio_lowlevel()
         if trio_lowlevel is not None:
             task = trio_lowlevel.current_task()
@@ -411,15 +401,18 @@ class _QueueSubscription(Subscription[T]):
     """A subscription with a private deque: filtered, ``drop_newest`` or ``block``.
 
     Its receive paths inline ``_take`` (they are the consumer's hot path); ``_slow_take`` says
-    when a take needs more than pop + count (see ``_after_take``).
+    when a take needs more than pop + count (see ``_after_take``). The cooperative budget is a
+    bound on the delivered count, ``_yield_at``, so a ready take is two comparisons and one
+    count; the slow path is inlined in ``__anext__`` so that a woken consumer resumes one
+    coroutine frame (``receive`` delegates to it).
     """
 
-    __slots__ = ("_budget", "_burst", "_queue", "_slow_take")
+    __slots__ = ("_burst", "_queue", "_slow_take", "_yield_at")
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
         self._queue: deque[Envelope[T]] = deque()
-        self._budget = COOPERATIVE_BUDGET  # ready envelopes left before a yield
+        self._yield_at = COOPERATIVE_BUDGET  # the delivered count at which a take yields first
         self._burst = 0  # envelopes lost since the consumer last received
         self._slow_take = self._track or self._policy == _BLOCK
 
@@ -436,56 +429,68 @@ class _QueueSubscription(Subscription[T]):
         return list(itertools.islice(self._queue, limit))
 
     def receive_nowait(self) -> Envelope[T]:
-        if self._queue:
-            envelope = self._queue.popleft()
+        queue = self._queue
+        if queue:
             self._delivered += 1
+            envelope = queue.popleft()
             if self._slow_take:
                 self._after_take(envelope)
             return envelope
         return super().receive_nowait()
 
     async def receive(self) -> Envelope[T]:
-        if self._queue and self._budget:
-            self._budget -= 1
-            envelope = self._queue.popleft()
-            self._delivered += 1
-            if self._slow_take:
-                self._after_take(envelope)
-            return envelope
-        return await self._receive_slow()
-
-    async def __anext__(self) -> Envelope[T]:
-        if self._queue and self._budget:
-            self._budget -= 1
-            envelope = self._queue.popleft()
-            self._delivered += 1
+        queue = self._queue
+        delivered = self._delivered
+        if queue and delivered < self._yield_at:
+            self._delivered = delivered + 1
+            envelope = queue.popleft()
             if self._slow_take:
                 self._after_take(envelope)
             return envelope
         try:
-            return await self._receive_slow()
-        except EndOfStream:
-            raise StopAsyncIteration from None
+            return await self.__anext__()
+        except StopAsyncIteration:
+            raise EndOfStream from None
 
-    async def _receive_slow(self) -> Envelope[T]:
-        if self._queue:
-            # Budget spent: let other tasks run before taking more.
-            await _checkpoint(self._bus)
-            self._budget = COOPERATIVE_BUDGET
+    async def __anext__(self) -> Envelope[T]:
+        queue = self._queue
+        delivered = self._delivered
+        if queue and delivered < self._yield_at:
+            self._delivered = delivered + 1
+            envelope = queue.popleft()
+            if self._slow_take:
+                self._after_take(envelope)
+            return envelope
         while True:
-            if self._queue:
-                self._budget -= 1
+            if queue:
+                if self._delivered >= self._yield_at:
+                    await _checkpoint(self._bus)  # budget spent: let other tasks run first
+                    self._yield_at = self._delivered + COOPERATIVE_BUDGET
+                    continue  # another task may have taken it meanwhile
                 return self._take()
             if self._closed:
                 raise ClosedResourceError
             if self._bus._closed:
-                raise EndOfStream
-            await self._wait()
-            self._budget = COOPERATIVE_BUDGET
+                raise StopAsyncIteration
+            loop = _running_loop(self._bus)
+            if loop is None:
+                await self._wait()  # trio
+            else:
+                # asyncio, inlined from _wait: one future per parked receiver, woken by _wake.
+                future = loop.create_future()
+                waiters = self._waiters
+                waiters.append(future)
+                try:
+                    await future
+                except BaseException:
+                    if future in waiters:
+                        waiters.remove(future)
+                    raise
+            self._yield_at = self._delivered + COOPERATIVE_BUDGET
 
     def _take(self) -> Envelope[T]:
-        envelope = self._queue.popleft()
         self._delivered += 1
+        envelope = self._queue.popleft()
         if self._slow_take:
             self._after_take(envelope)
         return envelope
@@ -500,8 +505,14 @@ class _QueueSubscription(Subscription[T]):
             self._bus._notify_space()
         self._slow_take = self._track or self._policy == _BLOCK
 
-    def _overflow(self) -> bool:
-        """The queue is full: apply the policy; return whether to append the new envelope."""
+    def _grow(self) -> bool:
+        """An envelope is about to be appended to a queue that holds its high-water mark (at
+        most its capacity): raise the mark, or apply the policy if the queue is full. Returns
+        whether to append."""
+        n = len(self._queue)
+        if n < self._max:
+            self._hwm = n + 1
+            return True
         self._lagged += 1
         if not self._burst:
             self._log_lagged()
@@ -1096,12 +1107,8 @@ class EventBus(Generic[T]):
                 self._ring_attention(pos)
         for sub in targets:
             queue = sub._queue
-            n = len(queue)
-            if n >= sub._max:
-                if not sub._overflow():
-                    continue
-            elif n >= sub._hwm:
-                sub._hwm = n + 1
+            if len(queue) >= sub._hwm and not sub._grow():  # (the mark is <= the capacity)
+                continue
             queue.append(envelope)
             if sub._waiters:
                 sub._wake()
