@@ -10,10 +10,10 @@ import subprocess
 from typing import Any
 
 from .common import ratios, spread
-from .systems import FLOORS, OURS, SYSTEMS
+from .systems import FLOORS, OUR_VARIANTS, OURS, SYSTEMS
 
 LABELS = {s.name: s.label for s in SYSTEMS}
-PEERS = [s.name for s in SYSTEMS if s.name not in (*FLOORS, OURS)]
+PEERS = [s.name for s in SYSTEMS if s.name not in (*FLOORS, OURS, *OUR_VARIANTS)]
 PACKAGES = (
     "kernel-eventbus",
     "anyio",
@@ -184,6 +184,13 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                     rs,
                     None if m is None else m <= 1.2,
                 )
+    for w, key, metric in (("A", "deliveries_per_s", "deliveries/s"), ("B", "p50_ns", "p50")):
+        cases = results[w]["cases"] if w in results else {}
+        for s, case in cases.items():
+            for variant in OUR_VARIANTS:
+                rs = ratios(case[key].get(variant, []), case[key].get("floor_i", []))
+                if rs:
+                    add(f"{w} S={s}", f"{variant} {metric} x floor (i)", rs, None, "(no target)")
     for w, key, metric, higher in (
         ("A", "deliveries_per_s", "deliveries/s", True),
         ("B", "p50_ns", "latency p50", False),

@@ -27,6 +27,7 @@ import itertools
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
+from .events import BenchEvent
 from .floors import DequeFloor, RingFloor
 
 Handler = Callable[..., Awaitable[None]]
@@ -142,6 +143,18 @@ class OurBus(BusSystem):
 
     def lag_of(self, handle: Any) -> int | None:
         return int(handle.statistics().lagged)
+
+
+class OurBusKinds(OurBus):
+    """This bus with ``kinds=``-filtered subscribers (every event matches the filter): the
+    private-queue path a supervisor's filtered consumers take, next to floor (i), which has
+    the same shape (one bounded deque per subscriber). Not a peer: reported, no target."""
+
+    name = "eventbus_kinds"
+    label = "eventbus.EventBus, kinds= filtered"
+
+    def subscribe(self) -> Any:
+        return self.bus.subscribe(kinds=[BenchEvent])
 
 
 # -- the peers --------------------------------------------------------------------------------
@@ -394,6 +407,7 @@ SYSTEMS: tuple[type[System], ...] = (
     FloorDeque,
     FloorRing,
     OurBus,
+    OurBusKinds,
     AsyncioQueueFanout,
     AnyioStreamFanout,
     Pyee,
@@ -401,10 +415,12 @@ SYSTEMS: tuple[type[System], ...] = (
     Aiopubsub,
     Bubus,
 )
-"""Every system, floors first, then this bus, then the peers."""
+"""Every system, floors first, then this bus and its variants, then the peers."""
 
 FLOORS = ("floor_i", "floor_ii")
 OURS = "eventbus"
+#: This bus measured another way: reported next to the others, neither a floor nor a peer.
+OUR_VARIANTS = ("eventbus_kinds",)
 
 
 def by_name(names: list[str] | None = None) -> list[type[System]]:

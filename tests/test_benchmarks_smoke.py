@@ -43,7 +43,7 @@ def test_latency_trial_records_one_sample_per_event_and_subscriber(system: type[
 
 def test_stall_trial_finds_the_floors_and_this_bus_flat_and_counts_loss_exactly() -> None:
     events = 3000
-    for name in ("floor_i", "floor_ii", "eventbus"):
+    for name in ("floor_i", "floor_ii", "eventbus", "eventbus_kinds"):
         r = stall.child(name, events, 64 * 2**20, 1.0, 20.0)
         assert r["status"] == "flat", (name, r)
         assert r["published"] == events
@@ -177,7 +177,9 @@ def test_codecs_check_rejects_a_codec_that_changes_events() -> None:
 
 
 def test_whole_harness_writes_a_report_with_targets_at_tiny_sizes() -> None:
-    systems = [s for s in SYSTEMS if s.name in ("floor_i", "floor_ii", "eventbus")]
+    systems = [
+        s for s in SYSTEMS if s.name in ("floor_i", "floor_ii", "eventbus", "eventbus_kinds")
+    ]
     results = {
         "A": throughput.run(TINY, systems),
         "B": latency.run(TINY, systems),
@@ -209,7 +211,14 @@ def test_whole_harness_writes_a_report_with_targets_at_tiny_sizes() -> None:
     assert ("D inline", "inline:") in rows
     assert ("D sqlite", "queued,") in rows
     assert ("F", "publish") in rows
+    # The filtered variant is reported against floor (i), without a verdict, and never
+    # counted as a peer the bus must beat.
+    variant = [r for r in targets(results) if r["target"].startswith("eventbus_kinds")]
+    assert {r["workload"] for r in variant} >= {"A S=1", "B S=1"}
+    assert all(r["met"] is None and r["ratios"] for r in variant)
+    assert not any("eventbus_kinds (" in r["note"] for r in targets(results))
     text = render(results)
+    assert "eventbus.EventBus, kinds= filtered" in text
     assert "## Targets of issue 7" in text
     assert "## D: audit entries/s" in text
     assert "not in this harness yet" not in text
