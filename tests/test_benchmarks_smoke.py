@@ -233,3 +233,16 @@ def test_the_minimal_stamping_buses_of_the_profile_deliver_every_event(stamp: st
     assert result["lost"] == 0
     result = run_fresh(TINY.trial_timeout, latency.trial, system, 2, 15, 3)
     assert result["samples"] == 2 * 15
+
+
+@pytest.mark.parametrize("name", ["trio_channels", "eventbus", "eventbus_kinds"])
+def test_the_trio_profile_delivers_every_event_and_samples_every_receipt(name: str) -> None:
+    trio = pytest.importorskip("trio")
+    from benchmarks.profiling.trio_backend import SYSTEMS, latency, throughput
+
+    # 310 events: six whole bursts of 50, more than a channel's 256 slots (its publisher
+    # must wait for room), and the ten left over are not published.
+    rate = trio.run(throughput, SYSTEMS[name], 3, 310)  # asserts 300 deliveries each
+    assert rate > 0
+    p50, p99 = trio.run(latency, SYSTEMS[name], 2, 15)
+    assert 0 < p50 <= p99
