@@ -10,7 +10,7 @@ import os
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -725,14 +725,16 @@ class _RingSubscription(Subscription[T]):
 # A route: what one event type costs to publish: its kind, its queue subscriptions, and a mode.
 # _ROUTE_RING: only the ring to write (the hot path, inlined in publish); _ROUTE_GENERAL: queue
 # subscriptions or taps (EventBus._deliver); _ROUTE_SELECT: a subscription on it has a
-# ``where`` predicate or the ``block`` policy, which need a selection pass before delivery;
-# _ROUTE_NOBODY: no subscription and no tap at all (the envelope only takes a seq).
+# ``where`` predicate, which needs a selection pass before delivery; _ROUTE_ROOM: no ``where``,
+# but a ``block`` subscription, whose room is checked before delivery; _ROUTE_NOBODY: no
+# subscription and no tap at all (the envelope only takes a seq). See EventBus._targets.
 # Routes are cached per event class and dropped whenever subscriptions or taps change.
 _Route = tuple[str, tuple["_QueueSubscription[Any]", ...], int]
 _ROUTE_RING: Final = 0
 _ROUTE_GENERAL: Final = 1
 _ROUTE_SELECT: Final = 2
 _ROUTE_NOBODY: Final = 3
+_ROUTE_ROOM: Final = 4
 
 
 class EventBus(Generic[T]):
@@ -996,8 +998,10 @@ class EventBus(Generic[T]):
     def _route(self, event_type: type) -> _Route:
         kind = _kind_of(event_type)
         subs = tuple(s for s in self._queue_subs if s._matches_type(event_type, kind))
-        if any(s._where is not None or s._policy == _BLOCK for s in subs):
+        if any(s._where is not None for s in subs):
             mode = _ROUTE_SELECT
+        elif any(s._policy == _BLOCK for s in subs):
+            mode = _ROUTE_ROOM
         elif subs or self._taps:
             mode = _ROUTE_GENERAL
         elif self._ring_subs:
@@ -1069,9 +1073,10 @@ class EventBus(Generic[T]):
             if mode == _ROUTE_NOBODY:
                 self._seq = seq
                 return envelope
-            if mode == _ROUTE_SELECT:
-                subs = self._select(subs, envelope)
-            self._deliver(subs, envelope)
+            if mode == _ROUTE_GENERAL:
+                self._deliver(subs, envelope)
+            else:  # a where predicate to ask, or a block subscription's room to check
+                self._deliver(self._targets(subs, mode, envelope), envelope)
             return envelope
         # Only ring subscriptions: this is the hot path.
         self._seq = seq
@@ -1154,7 +1159,7 @@ class EventBus(Generic[T]):
                 )
         else:
             envelope = msgspec.structs.replace(envelope, seq=self._seq + 1)
-        targets = self._select(route[1], envelope) if route[2] == _ROUTE_SELECT else route[1]
+        targets = self._targets(route[1], route[2], envelope)
         # The seq may jump: the id prefix must follow before a tap can publish.
         self._id_high = f"{self._id_prefix}{envelope.seq >> 12:011x}"
         self._deliver(targets, envelope)
@@ -1183,14 +1188,20 @@ class EventBus(Generic[T]):
 
         return remove
 
-    def _select(
-        self, subs: tuple[_QueueSubscription[T], ...], envelope: Envelope[T]
-    ) -> tuple[_QueueSubscription[T], ...]:
-        targets = tuple(s for s in subs if s._where is None or s._where(envelope))
-        for s in targets:
+    def _targets(
+        self, subs: Sequence[_QueueSubscription[T]], mode: int, envelope: Envelope[T]
+    ) -> Sequence[_QueueSubscription[T]]:
+        """The queue subscriptions of a route (``subs``) that ``envelope`` goes to: without
+        those whose ``where`` refuses it. Raises WouldBlock, before anything is enqueued, if a
+        ``block`` one among them is full."""
+        if mode == _ROUTE_SELECT:
+            subs = [s for s in subs if s._where is None or s._where(envelope)]
+        elif mode != _ROUTE_ROOM:
+            return subs
+        for s in subs:
             if s._policy == _BLOCK and len(s._queue) >= s._max:
                 raise WouldBlock
-        return targets
+        return subs
 
     async def apublish(
         self,

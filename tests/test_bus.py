@@ -418,6 +418,33 @@ async def test_block_only_applies_to_matching_events() -> None:
         bus.publish(Ping())
 
 
+async def test_a_full_block_subscription_whose_where_refuses_the_event_does_not_block() -> None:
+    bus = EventBus[Ping]()
+    evens = bus.subscribe(max_buffer_size=1, overflow="block", where=lambda e: e.event.n % 2 == 0)
+    plain = bus.subscribe(max_buffer_size=1, overflow="block", kinds=[Ping])
+    bus.publish(Ping(n=0))  # both are full now
+    plain.receive_nowait()
+    assert bus.publish(Ping(n=1)).seq == 2  # evens is full, but its where refuses n=1
+    with pytest.raises(WouldBlock):
+        bus.publish(Ping(n=2))  # evens accepts n=2 and is full: nothing is enqueued
+    assert plain.statistics().buffered == 1
+    assert [evens.receive_nowait().event.n, plain.receive_nowait().event.n] == [0, 1]
+    assert bus.publish(Ping(n=2)).seq == 3
+
+
+async def test_publish_envelope_checks_block_room_like_publish() -> None:
+    bus = EventBus[Ping]()
+    source = EventBus[Ping]()
+    lossless = bus.subscribe(max_buffer_size=1, overflow="block")
+    other = bus.subscribe(kinds=[Ping])
+    bus.publish_envelope(source.publish(Ping(n=1)))
+    with pytest.raises(WouldBlock):
+        bus.publish_envelope(source.publish(Ping(n=2)))
+    assert other.statistics().buffered == 1
+    lossless.receive_nowait()
+    assert bus.publish_envelope(source.publish(Ping(n=3))).seq == 2
+
+
 async def test_apublish_waits_for_room_and_keeps_seq_order_equal_to_enqueue_order() -> None:
     bus = EventBus[Ping]()
     lossless = bus.subscribe(max_buffer_size=2, overflow="block")
