@@ -518,7 +518,7 @@ async def _approver(bus: EventBus[Any], requests: Subscription[Any]) -> None:
         request = envelope.event
         assert isinstance(request, ApprovalRequested)
         approved = not request.resource.startswith("rm ")
-        bus.publish(ApprovalResolved(id=request.id, approved=approved))
+        await bus.apublish(ApprovalResolved(id=request.id, approved=approved))
 
 
 async def _dashboard(view: Subscription[Any]) -> None:
@@ -553,22 +553,22 @@ async def _agent(
         kinds=[ApprovalResolved],
         where=lambda e: e.event.id in pending,
     )
-    bus.publish(AgentCreated(id=agent_id, name=f"researcher {index + 1}"))
-    bus.publish(AgentStarted(id=agent_id))
+    await bus.apublish(AgentCreated(id=agent_id, name=f"researcher {index + 1}"))
+    await bus.apublish(AgentStarted(id=agent_id))
     step = 0
     tokens = 0
     with decisions:
         while bus.statistics().published < target:
             step += 1
             tool, needs_approval, tool_args = _TOOLS[(index + step) % len(_TOOLS)]
-            bus.publish(
+            await bus.apublish(
                 MemoryRecallUsed(session_id=session, query=tool, count=step % 4, source="warm")
             )
             call_id = f"call-{index + 1}-{step}"
             if needs_approval:
                 request_id = uuid.uuid5(agent_id, call_id)
                 pending.add(request_id)
-                bus.publish(
+                await bus.apublish(
                     ApprovalRequested(
                         id=request_id,
                         tool_name=tool,
@@ -582,13 +582,13 @@ async def _agent(
                 pending.discard(request_id)
                 if not decision.event.approved:
                     continue
-            bus.publish(
+            await bus.apublish(
                 ToolExecutionStarted(
                     session_id=session, tool_name=tool, tool_call_id=call_id, tool_args=tool_args
                 )
             )
             await anyio.lowlevel.checkpoint()  # the tool runs; other agents go on
-            bus.publish(
+            await bus.apublish(
                 ToolExecutionFinished(
                     session_id=session,
                     tool_call_id=call_id,
@@ -598,21 +598,23 @@ async def _agent(
                     output_summary=f"{tool} ok",
                 )
             )
-            bus.publish(
+            await bus.apublish(
                 MemoryStored(
                     id=f"mem-{index + 1}-{step}", memory_type="episodic", source=str(agent_id)
                 )
             )
             tokens += 300
             if step % 4 == 0:
-                bus.publish(
+                await bus.apublish(
                     TokenUsageUpdate(
                         session_id=session, input_tokens=tokens, output_tokens=tokens // 3
                     )
                 )
             progress.update(bus.statistics().published)
-    bus.publish(AgentGroupMemberCompleted(group_id=group_id, agent_id=agent_id, success=True))
-    bus.publish(AgentStopped(id=agent_id, success=True))
+    await bus.apublish(
+        AgentGroupMemberCompleted(group_id=group_id, agent_id=agent_id, success=True)
+    )
+    await bus.apublish(AgentStopped(id=agent_id, success=True))
 
 
 class _DemoResult(msgspec.Struct):
@@ -620,6 +622,7 @@ class _DemoResult(msgspec.Struct):
     seconds: float
     subscriptions: list[tuple[str, int, int, str]]
     trail_entries: int
+    trail_evicted: int
     last: list[AuditEntry]
     resumed: int
 
@@ -634,8 +637,12 @@ async def _demo(agents: int, events: int, db: Path, resume: bool) -> _DemoResult
     started = time.perf_counter()
     with SqliteSink(db) as sink:
         async with EventBus[Any]() as bus:
-            # The auditor subscribes first: nothing published afterwards can escape the trail.
-            async with attach_audit_trail(bus, trail, sink=sink, resume=resume) as auditor:
+            # The auditor subscribes first and is lossless (every publisher awaits apublish,
+            # which waits while the audit queue is full): nothing can escape the trail, however
+            # far the publishers outrun the SQLite store.
+            async with attach_audit_trail(
+                bus, trail, mode="lossless", sink=sink, resume=resume
+            ) as auditor:
                 resumed = trail.statistics().restored
                 requests = bus.subscribe(
                     name="approver", kinds=[ApprovalRequested], max_buffer_size=max(agents, 64)
@@ -646,7 +653,7 @@ async def _demo(agents: int, events: int, db: Path, resume: bool) -> _DemoResult
                     tg.start_soon(_approver, bus, requests)
                     tg.start_soon(_dashboard, view)
                     group_id = uuid.uuid5(_DEMO_NAMESPACE, "group")
-                    bus.publish(AgentGroupCreated(group_id=group_id, agent_count=agents))
+                    await bus.apublish(AgentGroupCreated(group_id=group_id, agent_count=agents))
                     async with anyio.create_task_group() as group:
                         for index in range(agents):
                             group.start_soon(_agent, bus, group_id, index, events, progress)
@@ -654,7 +661,7 @@ async def _demo(agents: int, events: int, db: Path, resume: bool) -> _DemoResult
             # Leaving attach_audit_trail recorded everything and committed it to the sink.
             seconds = time.perf_counter() - started
     audit = auditor.statistics()
-    rows = [("audit", audit.seen, audit.lagged, "drop_oldest")]
+    rows = [("audit", audit.seen, audit.lagged, "block")]
     for sub in (requests, view):
         stats = sub.statistics()
         rows.append((stats.name, stats.delivered, stats.lagged, stats.overflow))
@@ -663,6 +670,7 @@ async def _demo(agents: int, events: int, db: Path, resume: bool) -> _DemoResult
         seconds=seconds,
         subscriptions=rows,
         trail_entries=len(trail),
+        trail_evicted=trail.statistics().evicted,
         last=trail.last(10),
         resumed=resumed,
     )
@@ -714,10 +722,17 @@ def _run_demo(args: argparse.Namespace) -> int:
         bad = verify_sink(db)
         chain = "hash chain intact" if bad is None else f"hash chain BROKEN at seq {bad}"
         resumed = f", {result.resumed} resumed from the store" if result.resumed else ""
+        evicted = (
+            f" (the newest: it evicted {result.trail_evicted}, all kept in the store)"
+            if result.trail_evicted
+            else ""
+        )
+        lost = result.subscriptions[0][2]
+        missing = f"; {lost} events never reached it (see EventsDropped)" if lost else ""
         print(file=out)
         print(
-            f"audit: {result.trail_entries} entries in the trail{resumed}; "
-            f"{count} in the store (seq {first}..{last}), {chain}",
+            f"audit: {result.trail_entries} entries in the trail{resumed}{evicted}; "
+            f"{count} in the store (seq {first}..{last}), {chain}{missing}",
             file=out,
         )
         print(f"last {len(result.last)} entries:", file=out)

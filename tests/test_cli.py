@@ -187,6 +187,21 @@ def test_demo_summarises_the_run_and_leaves_a_verified_store(
     assert f"verify it: eventbus audit verify {db}" in out
 
 
+def test_demo_audit_loses_nothing_when_the_agents_outrun_the_store(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # More events than the sink's buffer (16,384) and the audit queue (4,096) hold together:
+    # a queued auditor would lose events here once SQLite fell behind; the demo's lossless
+    # auditor makes the agents wait instead.
+    db = tmp_path / "audit.sqlite3"
+    code, out, err = run(capsys, "demo", "--agents", "8", "--events", "24000", "--db", str(db))
+    assert code == 0, err
+    published = int(re.search(r"^published (\d+) events", out, re.M).group(1))  # type: ignore[union-attr]
+    assert re.search(rf"^  audit +{published} +0  block$", out, re.M)
+    assert "never reached it" not in out
+    assert len(entries_of(db)) == published
+
+
 def test_demo_resumes_an_existing_store_and_continues_its_chain(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
