@@ -253,8 +253,9 @@ def _build_parser() -> _Parser:
             "Read a session log (JSONL, as eventbus.replay.SessionLogRecorder writes it, or a "
             "Rust kernel's event log) and print what it adds up to: the rebuilt OS snapshot "
             "(--snapshot, as JSON) and/or the audit trail the live consumer would have "
-            "recorded (--trail). With neither flag, both. Exit 1 for a missing or corrupt log "
-            "(the message names the bad line)."
+            "recorded (--trail). With neither flag, both. With --snapshot alone, stdout is "
+            "the JSON document only (the log's summary goes to stderr), ready for jq. Exit 1 "
+            "for a missing or corrupt log (the message names the bad line)."
         ),
     )
     replay.add_argument("log", type=Path, metavar="LOG", help="the session log")
@@ -460,11 +461,14 @@ def _run_replay(args: argparse.Namespace) -> int:
     if log.torn_lines:
         print(f"{_PROG}: warning: {path} ends with a torn line, skipped", file=sys.stderr)
     both = not (args.snapshot or args.trail)
+    json_only = args.snapshot and not args.trail  # stdout is one JSON document
     out = sys.stdout
-    print(f"{path}: {len(log.envelopes)} envelopes, {len(log.gaps)} gaps", file=out)
+    summary = f"{path}: {len(log.envelopes)} envelopes, {len(log.gaps)} gaps"
+    print(summary, file=sys.stderr if json_only else out)
     if args.snapshot or both:
         snapshot = rebuild_os_snapshot(log)
-        print("OS snapshot:", file=out)
+        if not json_only:
+            print("OS snapshot:", file=out)
         out.write(msgspec.json.format(msgspec.json.encode(snapshot)).decode() + "\n")
     if args.trail or both:
         trail = rebuild_audit_trail(log)
