@@ -220,3 +220,19 @@ def test_registered_through_the_pytest11_entry_point() -> None:
 
     (entry,) = [e for e in entry_points(group="pytest11") if e.name == "eventbus"]
     assert entry.value == "eventbus._pytest_plugin"
+
+
+def test_the_readme_example_of_the_plugin_passes_as_written(pytester: pytest.Pytester) -> None:
+    from test_readme import _blocks
+
+    (example,) = [b for b in _blocks("python") if "def test_a_stopped_agent_is_audited" in b]
+    pytester.makeini(INI)
+    pytester.makepyfile(test_readme_example=example)
+    result = pytester.runpytest_subprocess("-q")
+    result.assert_outcomes(passed=2 if _has_trio() else 1)  # one per installed backend
+
+
+def _has_trio() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("trio") is not None
