@@ -17,6 +17,7 @@ from anyio import ClosedResourceError, EndOfStream, WouldBlock
 from anyio.abc import TaskGroup, TaskStatus
 
 from eventbus import Envelope, EventBus, Subscription
+from eventbus._bus import _check_positive_int
 
 from ._actions import ACTION_TYPES, AuditAction, EventsDropped, Other
 from ._entry import _DOMAIN_HASH, AuditEntry, _encode
@@ -115,15 +116,9 @@ class Auditor:
             raise ValueError(f"mode must be one of 'queued', 'lossless', 'inline', got {mode!r}")
         if on_sink_error not in ("raise", "count"):
             raise ValueError(f"on_sink_error must be 'raise' or 'count', got {on_sink_error!r}")
-        for label, value in (
-            ("max_buffer_size", max_buffer_size),
-            ("sink_batch_size", sink_batch_size),
-            ("sink_buffer_size", sink_buffer_size),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise TypeError(f"{label} must be an int, got {type(value).__name__}")
-            if value < 1:
-                raise ValueError(f"{label} must be >= 1, got {value}")
+        _check_positive_int("max_buffer_size", max_buffer_size)
+        _check_positive_int("sink_batch_size", sink_batch_size)
+        _check_positive_int("sink_buffer_size", sink_buffer_size)
         if resume and sink is None:
             raise ValueError("resume=True needs a sink to resume from")
         self._bus = bus

@@ -8,6 +8,8 @@ from typing import Any, Final, TypeAlias, TypeVar, overload
 
 import msgspec
 
+from eventbus._bus import _check_positive_int
+
 from ._actions import AuditAction, Other
 from ._kernel import is_catalogue_class, kernel_fn
 from ._redact import (
@@ -110,14 +112,7 @@ class AuditMapper:
         max_resource_bytes: int = 2048,
         builtin: bool = True,
     ) -> None:
-        if isinstance(max_resource_bytes, bool) or not isinstance(max_resource_bytes, int):
-            raise TypeError(
-                f"max_resource_bytes must be an int, got {type(max_resource_bytes).__name__}"
-            )
-        if max_resource_bytes < MIN_RESOURCE_BYTES:
-            raise ValueError(
-                f"max_resource_bytes must be >= {MIN_RESOURCE_BYTES}, got {max_resource_bytes}"
-            )
+        _check_positive_int("max_resource_bytes", max_resource_bytes, MIN_RESOURCE_BYTES)
         if redact is not None and not callable(redact):
             raise TypeError(f"redact must be callable or None, got {type(redact).__name__}")
         self._redact = redact

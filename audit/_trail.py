@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import TYPE_CHECKING, Final
 
+from eventbus._bus import _check_positive_int
+
 from ._actions import AuditAction, EventsDropped
 from ._entry import GENESIS_HASH, AuditEntry, _digest, check_chain, verify_chain
 
@@ -50,14 +52,6 @@ class TrailStatistics:
     length: int
 
 
-def _check_capacity(capacity: object) -> int:
-    if isinstance(capacity, bool) or not isinstance(capacity, int):
-        raise TypeError(f"capacity must be an int, got {type(capacity).__name__}")
-    if capacity < 1:
-        raise ValueError(f"capacity must be >= 1, got {capacity}")
-    return capacity
-
-
 class AuditTrail:
     """A bounded, append-only, queryable record of audit entries, oldest first.
 
@@ -78,7 +72,7 @@ class AuditTrail:
     """
 
     def __init__(self, capacity: int = DEFAULT_CAPACITY, *, hash_chain: bool = True) -> None:
-        self._capacity = _check_capacity(capacity)
+        self._capacity = _check_positive_int("capacity", capacity)
         self._chain = bool(hash_chain)
         self._entries: deque[AuditEntry] = deque(maxlen=self._capacity)
         self._seq = 0

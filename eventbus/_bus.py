@@ -1358,12 +1358,13 @@ class EventBus(Generic[T]):
         )
 
 
-def _check_positive_int(name: str, value: object) -> int:
-    """``value`` if it is an int >= 1 (not a bool); the project's one check of sizes."""
+def _check_positive_int(name: str, value: object, minimum: int = 1) -> int:
+    """``value`` if it is an int >= ``minimum`` (not a bool); the project's one check of sizes
+    and counts: TypeError for a wrong type, ValueError below the minimum, both naming it."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
     return value
 
 

@@ -173,9 +173,11 @@ def test_a_line_longer_than_max_line_bytes_is_rejected(tmp_path: Path) -> None:
     assert len(read_log(path, max_line_bytes=len(big))) == 3
 
 
-def test_max_line_bytes_must_be_positive(tmp_path: Path) -> None:
+def test_max_line_bytes_must_be_a_positive_int(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"^max_line_bytes must be >= 1, got 0$"):
         read_log(tmp_path / "missing.jsonl", max_line_bytes=0)
+    with pytest.raises(TypeError, match=r"^max_line_bytes must be an int, got str$"):
+        read_log(tmp_path / "missing.jsonl", max_line_bytes="300")  # type: ignore[arg-type]
 
 
 def test_a_line_of_another_shape_is_rejected(tmp_path: Path) -> None:

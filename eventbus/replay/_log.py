@@ -9,7 +9,7 @@ from typing import Any, Final, Generic, NamedTuple, TypeVar, overload
 import msgspec
 import structlog
 
-from .._bus import _kind_of
+from .._bus import _check_positive_int, _kind_of
 from .._envelope import Envelope
 from ..codec import decode_json, decode_oxios_json
 from ..events import AnyKernelEvent, Category
@@ -228,8 +228,7 @@ def read_log(
     Not checked: that ``seq`` increases (a log appended to by several runs may restart it;
     :func:`replay` checks when it needs to).
     """
-    if max_line_bytes < 1:
-        raise ValueError(f"max_line_bytes must be >= 1, got {max_line_bytes}")
+    _check_positive_int("max_line_bytes", max_line_bytes)
     name = os.fspath(path)
     envelopes: list[Envelope[Any]] = []
     gaps: list[LogGap] = []
