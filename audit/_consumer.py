@@ -121,6 +121,14 @@ class Auditor:
         _check_positive_int("sink_buffer_size", sink_buffer_size)
         if resume and sink is None:
             raise ValueError("resume=True needs a sink to resume from")
+        if sink is not None:
+            from .sinks import AuditSink  # (only now: it imports sqlite3)
+
+            if not isinstance(sink, AuditSink):
+                raise TypeError(
+                    "sink must be an AuditSink (write, load_tail and close), "
+                    f"got {type(sink).__name__}"
+                )
         self._bus = bus
         self._trail = trail
         self._mapper = mapper if mapper is not None else AuditMapper()

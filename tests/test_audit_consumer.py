@@ -220,6 +220,11 @@ def test_arguments_are_validated() -> None:
         attach_audit_trail(bus, trail, resume=True)
     with pytest.raises(TypeError, match=r"^trail must be an AuditTrail, got list$"):
         attach_audit_trail(bus, [])  # type: ignore[arg-type]
+    # A sink is checked at once, not at the first flush inside the consumer's task group.
+    with pytest.raises(
+        TypeError, match=r"^sink must be an AuditSink \(write, load_tail and close\), got object$"
+    ):
+        attach_audit_trail(bus, trail, sink=object())  # type: ignore[arg-type]
 
 
 # -- queued: gaps become EventsDropped ----------------------------------------------------------
