@@ -70,8 +70,10 @@ A bus belongs to the event loop it is first used in (first ``publish``, ``subscr
 ``async with``) and to that loop's thread. From any other thread call
 :meth:`EventBus.publish_threadsafe`, which hands the publish to the loop and returns the
 envelope; plain ``publish`` from a foreign thread raises :exc:`RuntimeError`. When the loop has
-stopped or closed, ``publish_threadsafe`` raises :exc:`anyio.RunFinishedError` instead of
-hanging.
+stopped or closed, ``publish_threadsafe`` from another thread raises
+:exc:`anyio.RunFinishedError` instead of hanging. On the loop's own thread both are a plain
+``publish``, which does not check the loop: after the run ended there, the envelope goes to
+subscriptions nobody can receive from any more (close the bus when its loop ends).
 
 Causation
 ---------

@@ -1271,11 +1271,13 @@ class EventBus(Generic[T]):
     ) -> Envelope[T]:
         """Publish from any thread: hand the publish to the bus's loop and wait for it.
 
-        On the loop's own thread it simply calls :meth:`publish`.
+        On the loop's own thread it simply calls :meth:`publish`, which does not check that
+        the loop still runs (after the run ended, on that thread, nothing can receive the
+        envelope any more: close the bus with its loop, e.g. ``async with EventBus()``).
 
         :returns: the envelope.
-        :raises anyio.RunFinishedError: if the bus's loop has stopped or closed (it never
-            hangs on a stopped loop).
+        :raises anyio.RunFinishedError: if called from another thread and the bus's loop has
+            stopped or closed (it never hangs on a stopped loop).
         :raises RuntimeError: if the bus has not been used inside an event loop yet, so it
             has no loop to hand the publish to.
         :raises: whatever :meth:`publish` raises on the loop (``ClosedResourceError``,
