@@ -175,16 +175,20 @@ def _build_parser() -> _Parser:
         description="kernel-eventbus: an in-process broadcast event bus with an audit trail.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {dist_version}")
-    parser.add_argument(
-        "-v",
-        "--verbose",
-        action="store_true",
-        help="show the library's log records (lag, sink errors) on stderr; default: errors only",
+    verbose_help = (
+        "show the library's log records (lag, sink errors) on stderr; default: errors only"
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help=verbose_help)
+    # -v after the subcommand too (eventbus demo -v); SUPPRESS keeps the one given before it
+    verbose = _Parser(add_help=False)
+    verbose.add_argument(
+        "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=verbose_help
     )
     commands = parser.add_subparsers(title="commands", dest="command", required=True)
 
     demo = commands.add_parser(
         "demo",
+        parents=[verbose],
         help="run the agent supervisor simulation with an audit trail on SQLite",
         description=(
             "Spawn a group of agents that recall memories, call tools (some need approval, "
@@ -221,6 +225,7 @@ def _build_parser() -> _Parser:
     audit_commands = audit.add_subparsers(title="commands", dest="audit_command", required=True)
     show = audit_commands.add_parser(
         "show",
+        parents=[verbose],
         help="print the entries of an audit store, optionally filtered",
         description="Print the entries of a SQLite or JSONL audit store, oldest first.",
     )
@@ -237,6 +242,7 @@ def _build_parser() -> _Parser:
     show.set_defaults(run=_run_audit_show)
     verify = audit_commands.add_parser(
         "verify",
+        parents=[verbose],
         help="verify an audit store's hash chain",
         description=(
             "Verify a SQLite or JSONL audit store end to end. Exit 0 when intact; exit 1 "
@@ -248,6 +254,7 @@ def _build_parser() -> _Parser:
 
     replay = commands.add_parser(
         "replay",
+        parents=[verbose],
         help="read a session log; print its OS snapshot and/or its audit trail",
         description=(
             "Read a session log (JSONL, as eventbus.replay.SessionLogRecorder writes it, or a "
@@ -265,6 +272,7 @@ def _build_parser() -> _Parser:
 
     schema = commands.add_parser(
         "schema",
+        parents=[verbose],
         help="print, check or write the JSON Schemas of the wire types",
         description=(
             "Print the JSON Schema of every kernel event (the union of all families), check "

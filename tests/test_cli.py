@@ -244,10 +244,15 @@ def test_demo_is_quiet_about_progress_on_short_runs(capsys: pytest.CaptureFixtur
     assert (code, err) == (0, "")
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [["-v", "demo"], ["demo", "-v"], ["--verbose", "demo"], ["demo", "--verbose"]],
+    ids=["before", "after", "long-before", "long-after"],
+)
 def test_demo_verbose_shows_the_library_logs_on_stderr(
-    capsys: pytest.CaptureFixture[str],
+    capsys: pytest.CaptureFixture[str], argv: list[str]
 ) -> None:
-    code, out, err = run(capsys, "-v", "demo", "--agents", "2", "--events", "400")
+    code, out, err = run(capsys, *argv, "--agents", "2", "--events", "400")
     assert code == 0
     assert "subscription_lagged" in err and "name=dashboard" in err
     assert "subscription_lagged" not in out
