@@ -872,7 +872,9 @@ class EventBus(Generic[T]):
         :param overflow: what happens when the queue is full: ``"drop_oldest"`` (evict the
             oldest, count one lag), ``"drop_newest"`` (refuse the new one, count one lag) or
             ``"block"`` (lossless: publishers wait, see :meth:`apublish`).
-        :param kinds: only events of these classes (subclasses included) or tags.
+        :param kinds: only events of these classes (subclasses included) or tags. A tag is
+            compared as text and is not checked against any known class (one may be defined
+            later), so a misspelt tag matches nothing, silently: prefer classes.
         :param where: only envelopes for which this predicate returns true. It runs inside
             ``publish``, on the publisher's task: keep it cheap and side-effect free.
         :param name: a name for logs and statistics (default ``"sub<N>"``).
