@@ -49,24 +49,25 @@ class _Sub:
         return self
 
     async def __anext__(self) -> Any:
+        # Ready and within the high-water mark and the budget: one test. A woken consumer
+        # takes in the same frame, with no builtin call (a max() here cost B S=1 ~0.07x).
         bus = self._bus
         pos = self._cursor
-        if 0 < bus.pos - pos <= self._hwm and pos < self._limit:
-            self._cursor = pos + 1
-            return bus.ring[pos & bus.mask]
-        while True:
-            ready = bus.pos - pos
-            if ready > 0:
-                self._hwm = max(self._hwm, ready)
-                self._limit = pos + 64
-                self._cursor = pos + 1
-                return bus.ring[pos & bus.mask]
+        ready = bus.pos - pos
+        while ready <= 0:
             if bus.closed:
                 raise StopAsyncIteration
             future = bus.future
             if future is None:
                 future = bus.future = asyncio.get_running_loop().create_future()
             await future
+            ready = bus.pos - pos
+        if not (ready <= self._hwm and pos < self._limit):
+            if ready > self._hwm:
+                self._hwm = ready
+            self._limit = pos + 64
+        self._cursor = pos + 1
+        return bus.ring[pos & bus.mask]
 
 
 class _Bus:
