@@ -1226,6 +1226,16 @@ class EventBus(Generic[T]):
         subscription it reads itself waits forever: publish from consumers with
         :meth:`publish` or use a drop policy there.
         """
+        if self._apublish_budget > 1:  # no yield due: try at once, without _when_room's frame
+            try:
+                envelope = self.publish(
+                    event, correlation_id=correlation_id, causation_id=causation_id
+                )
+            except WouldBlock:
+                pass  # full: _when_room tries again, then waits for room
+            else:
+                self._apublish_budget -= 1
+                return envelope
         return await self._when_room(
             lambda: self.publish(event, correlation_id=correlation_id, causation_id=causation_id)
         )

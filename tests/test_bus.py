@@ -515,6 +515,21 @@ async def test_cancelled_apublish_publishes_nothing() -> None:
     assert bus._space is not None  # it really was parked, not finished or never started
 
 
+@pytest.mark.parametrize("with_room", [True, False], ids=["room", "no-block-subscriber"])
+async def test_a_loop_of_apublish_calls_yields_once_every_64_calls(with_room: bool) -> None:
+    bus = EventBus[Ping]()
+    if with_room:
+        bus.subscribe(max_buffer_size=1000, overflow="block")
+    published = 0
+    with anyio.CancelScope() as scope:
+        scope.cancel()  # delivered at the first yield
+        for _ in range(200):
+            await bus.apublish(Ping())
+            published += 1
+    assert published == 63  # the 64th call yields first, and is cancelled there
+    assert bus.statistics().published == 63
+
+
 # -- cancel safety and fairness ---------------------------------------------------------------
 
 
