@@ -45,6 +45,16 @@ async def main():
             / (N // 5)
             * 1e9
         )
+        if label.startswith("overflow"):
+            # apublish with room (the lossless path): 1,000 awaited calls per repeat.
+            best = float("inf")
+            for _ in range(5):
+                subq._queue.clear()  # type: ignore[attr-defined]
+                t0 = time.perf_counter_ns()
+                for _ in range(1000):
+                    await busq.apublish(ev)
+                best = min(best, (time.perf_counter_ns() - t0) / 1000)
+            out[f"EventBus.apublish, one {label} subscriber with room"] = best
         busq.close()
     f = DequeFloor(N + 10)
     f.subscribe()
