@@ -246,3 +246,12 @@ def test_the_trio_profile_delivers_every_event_and_samples_every_receipt(name: s
     assert rate > 0
     p50, p99 = trio.run(latency, SYSTEMS[name], 2, 15)
     assert 0 < p50 <= p99
+
+
+@pytest.mark.parametrize("index", range(4), ids=["lean", "guard", "route", "attention"])
+def test_the_publish_path_variants_of_the_profile_deliver_every_event(index: int) -> None:
+    from benchmarks.profiling.publish_path import VARIANTS
+
+    result = run_fresh(TINY.trial_timeout, latency.trial, VARIANTS[index], 1, 15, 3)
+    assert result["samples"] == 15
+    assert 0 < result["p50_ns"] <= result["p99_ns"]
