@@ -262,7 +262,7 @@ class Subscription(UnreliableObjectReceiveStream[Envelope[T]]):
         if self._ready():
             return self._take()
         if self._closed:
-            raise ClosedResourceError
+            raise ClosedResourceError(f"subscription {self._name!r} is closed")
         if self._bus._closed:
             raise EndOfStream
         raise WouldBlock
@@ -469,7 +469,7 @@ class _QueueSubscription(Subscription[T]):
                     continue  # another task may have taken it meanwhile
                 return self._take()
             if self._closed:
-                raise ClosedResourceError
+                raise ClosedResourceError(f"subscription {self._name!r} is closed")
             if self._bus._closed:
                 raise StopAsyncIteration
             loop = _running_loop(self._bus)
@@ -623,7 +623,7 @@ class _RingSubscription(Subscription[T]):
                 self._open_fast_path()
                 return envelope
             if self._closed:
-                raise ClosedResourceError
+                raise ClosedResourceError(f"subscription {self._name!r} is closed")
             if bus._closed:
                 raise StopAsyncIteration
             bus._ring_attn = -1  # parked: the next publish must wake us
@@ -845,7 +845,7 @@ class EventBus(Generic[T]):
         only while the bus is bound and open, so closed, unbound and foreign-thread calls all
         land here."""
         if self._closed:
-            raise ClosedResourceError
+            raise ClosedResourceError(f"{method}() on a closed bus")
         if self._thread_id is None:
             self._bind()
             return
@@ -1202,7 +1202,7 @@ class EventBus(Generic[T]):
             return subs
         for s in subs:
             if s._policy == _BLOCK and len(s._queue) >= s._max:
-                raise WouldBlock
+                raise WouldBlock(f"subscription {s._name!r} is full (overflow='block')")
         return subs
 
     async def apublish(

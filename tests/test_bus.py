@@ -838,3 +838,30 @@ async def test_event_ids_stay_unique_and_sorted_across_id_blocks_and_seq_jumps()
     assert len(set(ids)) == len(ids) == 10_000
     assert ids == sorted(ids)
     assert ids[-1].endswith(f"{15_000:014x}")
+
+
+# -- error messages ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("options", [{}, {"kinds": [Ping]}], ids=["ring", "queue"])
+async def test_errors_name_the_closed_subscription_the_full_one_and_the_closed_bus(
+    options: dict[str, object],
+) -> None:
+    bus = EventBus[Ping]()
+    sub = bus.subscribe(name="worker", **options)  # type: ignore[arg-type]
+    sub.close()
+    with pytest.raises(ClosedResourceError, match=r"^subscription 'worker' is closed$"):
+        sub.receive_nowait()
+    with pytest.raises(ClosedResourceError, match=r"^subscription 'worker' is closed$"):
+        await sub.receive()
+    with pytest.raises(ClosedResourceError, match=r"^subscription 'worker' is closed$"):
+        await anext(aiter(sub))
+    bus.subscribe(name="audit", max_buffer_size=1, overflow="block")
+    bus.publish(Ping())
+    with pytest.raises(WouldBlock, match=r"^subscription 'audit' is full \(overflow='block'\)$"):
+        bus.publish(Ping())
+    bus.close()
+    with pytest.raises(ClosedResourceError, match=r"^publish\(\) on a closed bus$"):
+        bus.publish(Ping())
+    with pytest.raises(ClosedResourceError, match=r"^subscribe\(\) on a closed bus$"):
+        bus.subscribe()
