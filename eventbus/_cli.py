@@ -328,6 +328,24 @@ def _require_store_file(path: Path) -> None:
         raise _Failure(f"{path} is a directory, not an audit store")
 
 
+def _check_jsonl_store(path: Path) -> None:
+    """Raise DecodeError/ValidationError if ``path`` is no JSONL audit store at all: it has no
+    anchor file and its first line is not an entry. (With an anchor, or a first entry, a bad
+    line is tampering, which verify reports as the first bad seq.)"""
+    from audit.sinks._base import decode_entry
+    from audit.sinks._jsonl import anchor_path
+
+    if os.path.exists(anchor_path(str(path))):
+        return
+    with open(path, "rb") as f:
+        first = f.readline()
+    if first.endswith(b"\n"):  # (an empty store, or a torn first line, is left to verify)
+        try:
+            decode_entry(first)
+        except msgspec.DecodeError as exc:  # ValidationError included
+            raise type(exc)(f"line 1: {exc}") from None
+
+
 def _sqlite_counts(path: Path) -> tuple[int, int | None, int | None]:
     """(entries, first seq, last seq) of a SQLite audit store, read-only."""
     conn = sqlite3.connect(path.absolute().as_uri() + "?mode=ro", uri=True)
@@ -427,6 +445,8 @@ def _run_audit_verify(args: argparse.Namespace) -> int:
         sqlite = is_sqlite_file(path)
         if sqlite:
             _check_audit_sqlite(path)
+        else:
+            _check_jsonl_store(path)
         bad = verify_sink(path)
         if bad is not None:
             raise _Failure(f"{path} is not intact: the first bad entry is seq {bad}")

@@ -505,6 +505,32 @@ def test_audit_verify_checks_jsonl_stores_too(
     assert one_line(err) == f"eventbus: error: {path} is not intact: the first bad entry is seq 5"
 
 
+def test_audit_verify_says_a_file_that_is_no_store_is_not_a_store(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    junk = tmp_path / "notes.txt"
+    junk.write_text("meeting notes\nnothing to audit here\n")
+    code, out, err = run(capsys, "audit", "verify", str(junk))
+    assert (code, out) == (1, "")
+    assert one_line(err).startswith(
+        f"eventbus: error: {junk} is not a JSONL audit store: line 1: "
+    )
+
+
+def test_audit_verify_reports_a_tampered_first_line_of_an_anchored_store_as_tampering(
+    capsys: pytest.CaptureFixture[str], store: Path, tmp_path: Path
+) -> None:
+    path = tmp_path / "audit.jsonl"
+    with JsonlSink(path) as sink:
+        sink.write(entries_of(store))
+    lines = path.read_bytes().splitlines(keepends=True)
+    lines[0] = b"garbage\n"
+    path.write_bytes(b"".join(lines))
+    code, _, err = run(capsys, "audit", "verify", str(path))
+    assert code == 1
+    assert one_line(err) == f"eventbus: error: {path} is not intact: the first bad entry is seq 1"
+
+
 # -- schema ---------------------------------------------------------------------------------
 
 
