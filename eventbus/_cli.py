@@ -219,6 +219,7 @@ def _build_parser() -> _Parser:
 
     audit = commands.add_parser(
         "audit",
+        parents=[verbose],
         help="read or verify an audit store (SQLite or JSONL)",
         description="Read or verify an audit store written by the SQLite or JSONL sink.",
     )

@@ -258,6 +258,24 @@ def test_demo_verbose_shows_the_library_logs_on_stderr(
     assert "subscription_lagged" not in out
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["-v", "audit", "verify"],
+        ["audit", "-v", "verify"],
+        ["audit", "verify", "-v"],
+        ["audit", "--verbose", "show"],
+    ],
+    ids=["before", "after-audit", "after-verify", "long-after-audit"],
+)
+def test_verbose_is_accepted_after_every_subcommand_word_of_audit(
+    capsys: pytest.CaptureFixture[str], store: Path, argv: list[str]
+) -> None:
+    code, out, err = run(capsys, *argv, str(store))
+    assert (code, err) == (0, "")
+    assert out
+
+
 def test_the_cli_leaves_an_applications_structlog_configuration_alone(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
