@@ -124,10 +124,13 @@ class Auditor:
         if sink is not None:
             from .sinks import AuditSink  # (only now: it imports sqlite3)
 
-            if not isinstance(sink, AuditSink):
+            # (a class has the three methods too: isinstance() on the protocol accepts it)
+            if isinstance(sink, type) or not isinstance(sink, AuditSink):
+                got = (
+                    f"the class {sink.__name__}" if isinstance(sink, type) else type(sink).__name__
+                )
                 raise TypeError(
-                    "sink must be an AuditSink (write, load_tail and close), "
-                    f"got {type(sink).__name__}"
+                    f"sink must be an AuditSink (write, load_tail and close), got {got}"
                 )
         self._bus = bus
         self._trail = trail

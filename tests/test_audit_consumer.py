@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import anyio
@@ -225,6 +226,38 @@ def test_arguments_are_validated() -> None:
         TypeError, match=r"^sink must be an AuditSink \(write, load_tail and close\), got object$"
     ):
         attach_audit_trail(bus, trail, sink=object())  # type: ignore[arg-type]
+
+
+class _DuckSink:
+    """A user's sink that inherits nothing: it only has the protocol's three methods."""
+
+    def __init__(self) -> None:
+        self.written: list[AuditEntry] = []
+
+    def write(self, entries: Sequence[AuditEntry]) -> None:
+        self.written.extend(entries)
+
+    def load_tail(self, n: int) -> list[AuditEntry]:
+        return self.written[-n:] if n else []
+
+    def close(self) -> None:
+        pass
+
+
+async def test_a_duck_typed_sink_is_accepted_and_a_sink_class_is_refused_at_once() -> None:
+    trail = AuditTrail()
+    sink = _DuckSink()
+    async with EventBus() as bus, attach_audit_trail(bus, trail, sink=sink) as auditor:
+        bus.publish(Ping(n=1))
+        await auditor.flush()
+    assert sink.written == trail.entries()
+    # The class has the three methods too, but is no sink: refused now, not at the first write.
+    with pytest.raises(
+        TypeError,
+        match=r"^sink must be an AuditSink \(write, load_tail and close\), "
+        r"got the class _DuckSink$",
+    ):
+        attach_audit_trail(EventBus(), AuditTrail(), sink=_DuckSink)  # type: ignore[arg-type]
 
 
 # -- queued: gaps become EventsDropped ----------------------------------------------------------
