@@ -535,6 +535,19 @@ def test_audit_verify_says_a_file_that_is_no_store_is_not_a_store(
     )
 
 
+def test_audit_verify_leaves_an_empty_file_and_a_torn_only_line_to_the_chain_check(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    empty = tmp_path / "empty.jsonl"
+    empty.write_bytes(b"")
+    assert run(capsys, "audit", "verify", str(empty)) == (0, f"{empty}: intact (0 entries)\n", "")
+    torn = tmp_path / "torn.jsonl"  # a store cut off in its first write looks the same
+    torn.write_bytes(b'{"seq": 1, "ts_ns": 17')
+    code, out, err = run(capsys, "audit", "verify", str(torn))
+    assert (code, out) == (1, "")
+    assert one_line(err) == f"eventbus: error: {torn} is not intact: the first bad entry is seq 1"
+
+
 def test_audit_verify_reports_a_tampered_first_line_of_an_anchored_store_as_tampering(
     capsys: pytest.CaptureFixture[str], store: Path, tmp_path: Path
 ) -> None:
