@@ -845,7 +845,7 @@ class EventBus(Generic[T]):
         only while the bus is bound and open, so closed, unbound and foreign-thread calls all
         land here."""
         if self._closed:
-            raise ClosedResourceError(f"{method}() on a closed bus")
+            raise ClosedResourceError("the bus is closed")  # (apublish comes here via publish)
         if self._thread_id is None:
             self._bind()
             return

@@ -861,7 +861,9 @@ async def test_errors_name_the_closed_subscription_the_full_one_and_the_closed_b
     with pytest.raises(WouldBlock, match=r"^subscription 'audit' is full \(overflow='block'\)$"):
         bus.publish(Ping())
     bus.close()
-    with pytest.raises(ClosedResourceError, match=r"^publish\(\) on a closed bus$"):
+    with pytest.raises(ClosedResourceError, match=r"^the bus is closed$"):
         bus.publish(Ping())
-    with pytest.raises(ClosedResourceError, match=r"^subscribe\(\) on a closed bus$"):
+    with pytest.raises(ClosedResourceError, match=r"^the bus is closed$"):
+        await bus.apublish(Ping())
+    with pytest.raises(ClosedResourceError, match=r"^the bus is closed$"):
         bus.subscribe()

@@ -217,6 +217,7 @@ def read_log(
         ``event_type``, missing field, an envelope whose ``kind`` is not its event's tag...);
         the message starts the same way.
     :raises ValueError: if ``max_line_bytes`` is below 1.
+    :raises TypeError: if ``max_line_bytes`` is not an int.
 
     Crash safety: the recorder ends every line with ``\\n``, so a final line without one
     was cut off mid-write. If it is not well-formed JSON it is *skipped*: ``torn_lines`` is
