@@ -694,7 +694,8 @@ async def _demo(agents: int, events: int, db: Path, resume: bool) -> _DemoResult
             # Leaving attach_audit_trail recorded everything and committed it to the sink.
             seconds = time.perf_counter() - started
     audit = auditor.statistics()
-    rows = [("audit", audit.seen, audit.lagged, "block")]
+    overflow = "block" if audit.mode == "lossless" else "drop_oldest"
+    rows = [("audit", audit.seen, audit.lagged, overflow)]
     for sub in (requests, view):
         stats = sub.statistics()
         rows.append((stats.name, stats.delivered, stats.lagged, stats.overflow))

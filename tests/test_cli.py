@@ -12,6 +12,7 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
@@ -200,6 +201,35 @@ def test_demo_audit_loses_nothing_when_the_agents_outrun_the_store(
     assert re.search(rf"^  audit +{published} +0  block$", out, re.M)
     assert "never reached it" not in out
     assert len(entries_of(db)) == published
+
+
+def test_demo_summary_says_what_the_trail_evicted_and_what_never_reached_it(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import audit
+
+    attach, trail_class = audit.attach_audit_trail, audit.AuditTrail
+
+    def small_trail() -> audit.AuditTrail:
+        return trail_class(capacity=50)
+
+    def lossy(*args: Any, **kwargs: Any) -> audit.Auditor:
+        # A queued auditor with a 1-slot queue falls behind the agents' bursts.
+        return attach(*args, **{**kwargs, "mode": "queued", "max_buffer_size": 1})
+
+    monkeypatch.setattr(audit, "AuditTrail", small_trail)
+    monkeypatch.setattr(audit, "attach_audit_trail", lossy)
+    code, out, err = run(capsys, "demo", "--agents", "4", "--events", "400")
+    assert code == 0, err
+    row = re.search(r"^  audit +(\d+) +(\d+)  drop_oldest$", out, re.M)
+    assert row is not None
+    lost = int(row.group(2))
+    assert lost > 0
+    summary = re.search(
+        r"^audit: 50 entries in the trail \(the newest: it evicted (\d+), .*$", out, re.M
+    )
+    assert summary is not None
+    assert summary.group(0).endswith(f"; {lost} events never reached it (see EventsDropped)")
 
 
 def test_demo_resumes_an_existing_store_and_continues_its_chain(
