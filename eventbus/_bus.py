@@ -119,7 +119,8 @@ class BusStatistics:
     """A point-in-time view of an :class:`EventBus`, returned by :meth:`EventBus.statistics`.
 
     Attributes:
-        published: Envelopes stamped so far; equal to the last ``seq`` handed out.
+        published: The last ``seq`` handed out: the number of envelopes published so far,
+            unless :meth:`EventBus.publish_envelope` with ``keep_seq=True`` made it jump.
         open_subscriptions: Subscriptions created and not yet closed.
         closed: Whether :meth:`EventBus.close` has been called.
     """
@@ -876,7 +877,11 @@ class EventBus(Generic[T]):
             compared as text and is not checked against any known class (one may be defined
             later), so a misspelt tag matches nothing, silently: prefer classes.
         :param where: only envelopes for which this predicate returns true. It runs inside
-            ``publish``, on the publisher's task: keep it cheap and side-effect free.
+            ``publish``, on the publisher's task: keep it cheap and side-effect free. What
+            publish does if it is not: a subscription the predicate closed gets nothing; if
+            it closed the bus, publish raises :exc:`anyio.ClosedResourceError`; if it
+            published, that nested publish stands and the outer one raises
+            :exc:`RuntimeError` having published nothing (no ``seq`` twice).
         :param name: a name for logs and statistics (default ``"sub<N>"``).
         :param track_causation: open :meth:`caused_by` for the envelope the consumer last
             received, so what it publishes in reaction is linked to it. Costs one
@@ -1038,7 +1043,8 @@ class EventBus(Generic[T]):
         :raises anyio.WouldBlock: if a matching ``block`` subscription is full; then nothing
             is enqueued anywhere (all or nothing) and no ``seq`` is consumed. Use
             :meth:`apublish` to wait instead.
-        :raises RuntimeError: if called from a thread that does not run the bus's loop.
+        :raises RuntimeError: if called from a thread that does not run the bus's loop, or
+            if a ``where`` predicate published (see :meth:`subscribe`).
         :raises TypeError: if ``event`` is not a msgspec Struct.
 
         Zero subscribers is not an error. An exception raised by a ``where`` predicate
@@ -1197,13 +1203,36 @@ class EventBus(Generic[T]):
         those whose ``where`` refuses it. Raises WouldBlock, before anything is enqueued, if a
         ``block`` one among them is full."""
         if mode == _ROUTE_SELECT:
+            routes, seq = self._routes, self._seq
             subs = [s for s in subs if s._where is None or s._where(envelope)]
+            if self._routes is not routes or self._seq != seq:
+                subs = self._after_predicates(subs, seq)
         elif mode != _ROUTE_ROOM:
             return subs
         for s in subs:
             if s._policy == _BLOCK and len(s._queue) >= s._max:
                 raise WouldBlock(f"subscription {s._name!r} is full (overflow='block')")
         return subs
+
+    def _after_predicates(
+        self, subs: list[_QueueSubscription[T]], seq: int
+    ) -> list[_QueueSubscription[T]]:
+        """The selection ``subs`` after a ``where`` predicate changed the bus (any subscribe,
+        close or tap change resets the routes; a publish moves the seq).
+
+        A closed bus refuses the publish as a publish after close would be refused. A nested
+        publish took the seq this publish had stamped, so this one is abandoned (the nested
+        one stands). Subscriptions closed meanwhile get nothing: a closed queue holds no
+        envelope.
+        """
+        if self._closed:
+            raise ClosedResourceError("the bus is closed")
+        if self._seq != seq:
+            raise RuntimeError(
+                "a where predicate published to this bus; predicates must not publish, "
+                "so this event was not published"
+            )
+        return [s for s in subs if s in self._queue_subs]
 
     async def apublish(
         self,

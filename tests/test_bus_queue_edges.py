@@ -516,6 +516,96 @@ async def test_routes_follow_subscribe_close_and_tap_changes() -> None:
     assert [e.seq for e in late._peek(10)] == [8]
 
 
+# -- where predicates that change the bus (they are documented side-effect free) ------------
+
+SENDS = pytest.mark.parametrize(
+    "send", ["publish", "publish_envelope", "publish_envelope_keep_seq", "apublish"]
+)
+
+
+async def _send(bus: EventBus[Ping], send: str, event: Ping) -> Envelope[Ping]:
+    if send == "apublish":
+        return await bus.apublish(event)
+    if send == "publish":
+        return bus.publish(event)
+    # Stamped by a donor whose seq is ahead, so keep_seq=True jumps this bus's seq.
+    donor = EventBus[Ping]()
+    for _ in range(5):
+        donor.publish(Ping())
+    return bus.publish_envelope(donor.publish(event), keep_seq=send.endswith("keep_seq"))
+
+
+@SENDS
+async def test_a_where_predicate_that_publishes_abandons_the_outer_publish_not_the_seq(
+    send: str,
+) -> None:
+    bus = EventBus[Ping]()
+    ring = bus.subscribe()
+
+    def publishes_once(envelope: Envelope[Ping]) -> bool:
+        if envelope.event.n == 1:
+            bus.publish(Ping(n=99))
+        return True
+
+    where = bus.subscribe(where=publishes_once)
+    with pytest.raises(RuntimeError, match=r"^a where predicate published to this bus; "):
+        await _send(bus, send, Ping(n=1))
+    after = await _send(bus, send, Ping(n=2))
+    got = [(e.seq, e.event.n) for e in ring._peek(10)]
+    assert got == [(e.seq, e.event.n) for e in where._peek(10)]
+    assert [n for _, n in got] == [99, 2]  # the nested publish stands, the outer one is gone
+    assert got[1][0] == after.seq > got[0][0]  # strictly increasing: no seq handed out twice
+    assert len({e.event_id for e in ring._peek(10)}) == 2
+    assert bus.statistics().published == after.seq
+
+
+@SENDS
+async def test_a_subscription_closed_by_a_where_predicate_gets_nothing(send: str) -> None:
+    bus = EventBus[Ping]()
+    doomed = bus.subscribe(kinds=[Ping], name="doomed")
+    closing = bus.subscribe(where=lambda e: doomed.close() or True)
+    envelope = await _send(bus, send, Ping(n=1))
+    assert doomed.statistics().buffered == 0  # closed queues hold nothing
+    assert [e.seq for e in closing._peek(10)] == [envelope.seq]  # the others still get it
+
+
+@SENDS
+async def test_a_where_predicate_that_closes_the_bus_makes_the_publish_fail(send: str) -> None:
+    bus = EventBus[Ping]()
+    ring = bus.subscribe()
+    bus.subscribe(where=lambda e: bus.close() or True)
+    with pytest.raises(ClosedResourceError, match=r"^the bus is closed$"):
+        await _send(bus, send, Ping(n=1))
+    assert ring.statistics().buffered == 0
+    assert bus.statistics().published == 0
+
+
+@pytest.mark.parametrize("change", ["subscribe", "tap"])
+async def test_a_where_predicate_that_subscribes_or_adds_a_tap_does_not_disturb_the_publish(
+    change: str,
+) -> None:
+    bus = EventBus[Ping]()
+    added: list[Subscription[Ping]] = []
+    tapped: list[int] = []
+
+    def changes_once(envelope: Envelope[Ping]) -> bool:
+        if envelope.event.n == 1:
+            if change == "subscribe":
+                added.append(bus.subscribe(kinds=[Ping]))
+            else:
+                bus.add_tap(lambda e: tapped.append(e.seq))
+        return True
+
+    where = bus.subscribe(where=changes_once)
+    first = bus.publish(Ping(n=1))
+    second = bus.publish(Ping(n=2))
+    assert [e.seq for e in where._peek(10)] == [first.seq, second.seq]
+    if change == "subscribe":  # it did not exist when the publish began
+        assert [e.seq for e in added[0]._peek(10)] == [second.seq]
+    else:  # taps run after delivery, so the new one already sees the publish that added it
+        assert tapped == [first.seq, second.seq]
+
+
 @pytest.mark.parametrize("how", ["apublish", "apublish_envelope"])
 async def test_apublish_into_a_where_and_block_mix_waits_then_delivers_to_all_at_once(
     how: str,
