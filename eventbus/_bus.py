@@ -877,8 +877,11 @@ class EventBus(Generic[T]):
             compared as text and is not checked against any known class (one may be defined
             later), so a misspelt tag matches nothing, silently: prefer classes.
         :param where: only envelopes for which this predicate returns true. It runs inside
-            ``publish``, on the publisher's task: keep it cheap and side-effect free. What
-            publish does if it is not: a subscription the predicate closed gets nothing; if
+            ``publish``, on the publisher's task: keep it cheap, total and side-effect free.
+            An exception it raises reaches the publisher (with a note naming this
+            subscription) and nothing is published, so a predicate that fails makes every
+            publish of a matching event fail until the subscription is closed. What publish
+            does if it has side effects: a subscription the predicate closed gets nothing; if
             it closed the bus, publish raises :exc:`anyio.ClosedResourceError`; if it
             published, that nested publish stands and the outer one raises
             :exc:`RuntimeError` having published nothing (no ``seq`` twice).
@@ -1204,9 +1207,19 @@ class EventBus(Generic[T]):
         ``block`` one among them is full."""
         if mode == _ROUTE_SELECT:
             routes, seq = self._routes, self._seq
-            subs = [s for s in subs if s._where is None or s._where(envelope)]
+            selected = []
+            sub = None
+            try:  # a loop, not a comprehension: cheaper in 3.11, and it knows whose predicate
+                for sub in subs:
+                    if sub._where is None or sub._where(envelope):
+                        selected.append(sub)
+            except Exception as exc:
+                if sub is not None:
+                    exc.add_note(f"raised by the where predicate of subscription {sub._name!r}")
+                raise
+            subs = selected
             if self._routes is not routes or self._seq != seq:
-                subs = self._after_predicates(subs, seq)
+                subs = self._after_predicates(selected, seq)
         elif mode != _ROUTE_ROOM:
             return subs
         for s in subs:

@@ -186,9 +186,11 @@ async def test_a_raising_predicate_propagates_and_enqueues_nothing() -> None:
     def boom(envelope: Envelope[Ping]) -> bool:
         raise LookupError("predicate failed")
 
-    bus.subscribe(where=boom)
-    with pytest.raises(LookupError, match="predicate failed"):
+    bus.subscribe(where=lambda e: True, name="fine")
+    bus.subscribe(where=boom, name="buggy")
+    with pytest.raises(LookupError, match="predicate failed") as caught:
         bus.publish(Ping())
+    assert caught.value.__notes__ == ["raised by the where predicate of subscription 'buggy'"]
     assert plain.statistics().buffered == 0
     assert bus.statistics().published == 0
 
