@@ -1048,7 +1048,8 @@ class EventBus(Generic[T]):
             :meth:`apublish` to wait instead.
         :raises RuntimeError: if called from a thread that does not run the bus's loop, or
             if a ``where`` predicate published (see :meth:`subscribe`).
-        :raises TypeError: if ``event`` is not a msgspec Struct.
+        :raises TypeError: if ``event`` is not a msgspec Struct, or an id is not a ``str``
+            (a UUID too: pass ``str(uuid)``; stores and the wire carry text).
 
         Zero subscribers is not an error. An exception raised by a ``where`` predicate
         propagates, and then too nothing is enqueued. A returned envelope does *not* mean
@@ -1056,6 +1057,8 @@ class EventBus(Generic[T]):
         """
         if self._owner != get_ident():
             self._guard("publish")
+        if correlation_id is not None or causation_id is not None:
+            _check_ids(correlation_id, causation_id)
         route = self._routes.get(type(event))
         if route is None:
             route = self._route(type(event))
@@ -1412,6 +1415,14 @@ class EventBus(Generic[T]):
         return BusStatistics(
             published=self._seq, open_subscriptions=len(self._subs), closed=self._closed
         )
+
+
+def _check_ids(correlation_id: object, causation_id: object) -> None:
+    """Refuse ids that are not text: an envelope carries them into audit stores and onto the
+    wire, where anything else fails later and far away (a verify, a sink's insert)."""
+    for name, value in (("correlation_id", correlation_id), ("causation_id", causation_id)):
+        if value is not None and not isinstance(value, str):
+            raise TypeError(f"{name} must be a str or None, got {type(value).__name__}")
 
 
 def _check_positive_int(name: str, value: object, minimum: int = 1) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 
 import anyio
 import anyio.lowlevel
@@ -193,6 +194,28 @@ async def test_a_raising_predicate_propagates_and_enqueues_nothing() -> None:
     assert caught.value.__notes__ == ["raised by the where predicate of subscription 'buggy'"]
     assert plain.statistics().buffered == 0
     assert bus.statistics().published == 0
+
+
+@pytest.mark.parametrize("name", ["correlation_id", "causation_id"])
+@pytest.mark.parametrize("bad", [5, uuid.UUID(int=7), b"job-7"], ids=["int", "uuid", "bytes"])
+async def test_ids_that_are_not_text_are_refused_before_anything_is_published(
+    name: str, bad: object
+) -> None:
+    # They would reach audit stores and the wire, and fail there: a verify, a sink's insert.
+    bus = EventBus[Ping]()
+    sub = bus.subscribe()
+    message = rf"^{name} must be a str or None, got {type(bad).__name__}$"
+    with pytest.raises(TypeError, match=message):
+        bus.publish(Ping(), **{name: bad})  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=message):
+        await bus.apublish(Ping(), **{name: bad})  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=message):
+        await anyio.to_thread.run_sync(
+            lambda: bus.publish_threadsafe(Ping(), **{name: bad})  # type: ignore[arg-type]
+        )
+    assert bus.statistics().published == 0
+    assert sub.statistics().buffered == 0
+    assert bus.publish(Ping(), **{name: "job-7"}).seq == 1  # text is fine
 
 
 async def test_bad_subscribe_arguments_are_rejected_with_messages_naming_them() -> None:
