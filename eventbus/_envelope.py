@@ -43,7 +43,8 @@ class Envelope(msgspec.Struct, Generic[T_co], frozen=True, gc=False):
     ``replayed``
         ``True`` when the envelope was republished from a session log rather than live.
 
-    Envelopes are immutable and hashable; they are deliberately excluded from the cyclic
+    Envelopes are immutable, and hashable when their event is (an event holding a list or a
+    dict, such as tool arguments, is not); they are deliberately excluded from the cyclic
     garbage collector (``gc=False``), so an event must not hold a reference back to its own
     envelope.
     """

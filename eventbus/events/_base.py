@@ -42,10 +42,11 @@ class KernelEvent(msgspec.Struct, frozen=True, kw_only=True, tag_field="event_ty
     -----------
     A concrete event class must give an explicit snake_case ``tag=`` (the default tag is the
     class name, so a rename would silently change the wire format) and must declare its
-    :class:`Category` as class data. msgspec does not inherit ``kw_only``, so pass it again to
-    keep fields keyword-only::
+    :class:`Category` as class data. Repeat ``frozen=True, kw_only=True``: msgspec applies
+    ``kw_only`` only to the fields a class itself defines, and type checkers refuse a class
+    that does not say ``frozen`` under a frozen one::
 
-        class CacheFlushed(KernelEvent, tag="cache_flushed", kw_only=True):
+        class CacheFlushed(KernelEvent, tag="cache_flushed", frozen=True, kw_only=True):
             category: ClassVar[Category] = Category.MM
             entries: int
 
