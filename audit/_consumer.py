@@ -222,9 +222,25 @@ class Auditor:
                 )
             else:
                 self._written_seq = self._enqueued_seq = self._trail.last_seq
+                if self._sink is not None:
+                    await self._check_continues(self._trail.last_seq, self._trail._prev)
         except BaseException:
             self._teardown()
             raise
+
+    async def _check_continues(self, seq: int, head: str) -> None:
+        """Refuse a sink whose newest entry is not the trail's (``seq``, ``head``) before
+        anything is written to it: the trail would write seqs the store already has (SQLite
+        refuses them deep inside the writer; JSONL would take them, and its chain would then
+        read as tampered)."""
+        assert self._sink is not None
+        newest = await anyio.to_thread.run_sync(self._sink.load_tail, 1)
+        if newest and (newest[-1].seq != seq or newest[-1].hash != head):
+            raise ValueError(
+                f"sink already holds entries up to seq {newest[-1].seq} that this trail does "
+                f"not continue (its last seq is {seq}): pass resume=True to continue the "
+                "store, or give a new one"
+            )
 
     async def __call__(
         self, *, task_status: TaskStatus[Auditor] = anyio.TASK_STATUS_IGNORED
@@ -728,13 +744,17 @@ def attach_audit_trail(
     :param resume: before consuming, reload the sink's newest entries into ``trail`` and
         continue its seq and hash chain (:meth:`AuditTrail.restore`), reading in a worker
         thread. Envelopes published meanwhile are kept (renumbered after the restored ones).
+        Without it, a sink that already holds entries is refused when the auditor starts
+        (:exc:`ValueError`) unless ``trail`` ends exactly where the store does: a restarted
+        process must pass ``resume=True`` to append to its old store.
     :param on_sink_error: when a sink write fails (disk full, fsync error): ``"raise"``
         (default) lets the error end the auditor, so it surfaces from the ``async with``
         block or task group (in an :exc:`ExceptionGroup`); ``"count"`` logs
         ``audit_sink_failed``, counts it, and keeps auditing into the trail only. Either way
         the failed sink is not written again, and what it committed stays intact.
     :returns: an :class:`Auditor`, not yet started.
-    :raises ValueError, TypeError: for bad arguments (at once).
+    :raises ValueError, TypeError: for bad arguments (at once); :exc:`ValueError` also when
+        the auditor starts, for a non-empty sink it would not continue (see ``resume``).
 
     A mapping function or redactor that raises does not stop the consumer: the envelope is
     recorded as ``Other(detail="mapping_failed:{kind}:{error}")`` with actor ``"system"``,

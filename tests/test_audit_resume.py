@@ -1,0 +1,124 @@
+"""An auditor attached to a store that already holds entries: continue it, or refuse it.
+
+A restarted process that forgot ``resume=True`` used to write seq 1 again: SQLite refused it
+deep inside the writer thread, JSONL took it and its chain then read as tampered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+
+from audit import AuditMapper, AuditTrail, Other, attach_audit_trail
+from audit.sinks import AuditSink, JsonlSink, SqliteSink, verify_sink
+from eventbus import EventBus
+from eventbus.events import Category, KernelEvent
+
+pytestmark = pytest.mark.anyio
+
+MODES = pytest.mark.parametrize("mode", ["queued", "lossless", "inline"])
+
+
+class Ping(KernelEvent, tag="ping", frozen=True, kw_only=True):
+    category: ClassVar[Category] = Category.IPC
+    n: int
+
+
+def pinger() -> AuditMapper:
+    mapper = AuditMapper()
+    mapper.register(Ping, lambda e: ("pinger", Other(detail=f"ping:{e.n}")))
+    return mapper
+
+
+@pytest.fixture(params=["jsonl", "sqlite"])
+def open_sink(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], AuditSink]:
+    path = tmp_path / f"audit.{'db' if request.param == 'sqlite' else 'jsonl'}"
+    return lambda: SqliteSink(path) if request.param == "sqlite" else JsonlSink(path)
+
+
+async def run(
+    sink: AuditSink, trail: AuditTrail, numbers: range, mode: str, resume: bool = False
+) -> None:
+    async with (
+        EventBus() as bus,
+        attach_audit_trail(
+            bus,
+            trail,
+            mapper=pinger(),
+            sink=sink,
+            mode=mode,
+            resume=resume,  # type: ignore[arg-type]
+        ) as auditor,
+    ):
+        for n in numbers:
+            bus.publish(Ping(n=n))
+        await auditor.flush()
+
+
+def path_of(sink: AuditSink) -> str:
+    return sink._path  # type: ignore[attr-defined, no-any-return]
+
+
+@MODES
+async def test_a_restart_without_resume_is_refused_before_it_writes(
+    open_sink: Callable[[], AuditSink], mode: str
+) -> None:
+    with open_sink() as sink:  # type: ignore[attr-defined]
+        await run(sink, AuditTrail(), range(5), mode)
+    with open_sink() as sink:  # type: ignore[attr-defined]
+        with pytest.raises(
+            ValueError,
+            match=r"^sink already holds entries up to seq 5 that this trail does not continue "
+            r"\(its last seq is 0\): pass resume=True to continue the store, or give a new one$",
+        ):
+            await run(sink, AuditTrail(), range(5, 8), mode)
+        assert [e.seq for e in sink.load_tail(100)] == [1, 2, 3, 4, 5]
+    assert verify_sink(path_of(sink)) is None
+
+
+@MODES
+async def test_a_restart_with_resume_continues_the_store(
+    open_sink: Callable[[], AuditSink], mode: str
+) -> None:
+    with open_sink() as sink:  # type: ignore[attr-defined]
+        await run(sink, AuditTrail(), range(5), mode)
+    with open_sink() as sink:  # type: ignore[attr-defined]
+        await run(sink, AuditTrail(), range(5, 8), mode, resume=True)
+        stored = sink.load_tail(100)
+    assert [e.seq for e in stored] == list(range(1, 9))
+    assert [e.action for e in stored][-1] == Other(detail="ping:7")
+    assert verify_sink(path_of(sink)) is None
+
+
+async def test_a_trail_that_ends_where_the_store_ends_needs_no_resume(
+    open_sink: Callable[[], AuditSink],
+) -> None:
+    trail = AuditTrail()
+    with open_sink() as sink:  # type: ignore[attr-defined]
+        await run(sink, trail, range(3), "queued")
+        await run(sink, trail, range(3, 5), "queued")  # the same trail, attached again
+        assert [e.seq for e in sink.load_tail(100)] == [1, 2, 3, 4, 5]
+    assert verify_sink(path_of(sink)) is None
+
+
+async def test_a_trail_with_the_stores_last_seq_but_another_chain_is_refused(
+    open_sink: Callable[[], AuditSink],
+) -> None:
+    with open_sink() as sink:  # type: ignore[attr-defined]
+        await run(sink, AuditTrail(), range(2), "queued")
+        impostor = AuditTrail()
+        for i in range(2):
+            impostor.append("someone", Other(detail=f"else {i}"))
+        with pytest.raises(ValueError, match=r"^sink already holds entries up to seq 2 "):
+            await run(sink, impostor, range(2, 3), "queued")
+        assert len(sink.load_tail(100)) == 2
+
+
+async def test_an_empty_store_needs_no_resume(open_sink: Callable[[], AuditSink]) -> None:
+    with open_sink() as sink:  # type: ignore[attr-defined]
+        await run(sink, AuditTrail(), range(0), "queued")  # opened, nothing written
+        await run(sink, AuditTrail(), range(2), "queued")
+        assert [e.seq for e in sink.load_tail(100)] == [1, 2]
