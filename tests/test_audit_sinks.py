@@ -124,16 +124,6 @@ def test_sqlite_refuses_a_duplicate_seq_and_breaks(tmp_path: Path) -> None:
         assert sink.load_tail(10) == trail.entries()
 
 
-def test_a_closed_sink_refuses_use(tmp_path: Path) -> None:
-    sink = SqliteSink(tmp_path / "audit.db")
-    sink.close()
-    sink.close()
-    with pytest.raises(anyio.ClosedResourceError):
-        sink.write(trail_of(1).entries())
-    with pytest.raises(anyio.ClosedResourceError):
-        sink.load_tail(1)
-
-
 def test_sqlite_disk_full_keeps_what_was_committed(tmp_path: Path) -> None:
     path = tmp_path / "audit.db"
     big = AuditTrail()

@@ -15,9 +15,12 @@ Someone able to rewrite the whole store, anchor included, can recompute every ha
 has no key): keep a copy of a recent ``(seq, hash)`` elsewhere (``trail.anchor`` or the last
 entry) for evidence that survives that.
 
-Errors: a failing write raises the sink's own error (:exc:`sqlite3.Error`, :exc:`OSError`),
-then the sink is broken and refuses writes with :exc:`anyio.BrokenResourceError`; a closed
-sink raises :exc:`anyio.ClosedResourceError`.
+Errors and lifecycle (every sink here keeps the contract written on :class:`AuditSink`): a
+failing write raises the sink's own error (:exc:`sqlite3.Error`, :exc:`OSError`), then the
+sink is broken: it refuses writes with :exc:`anyio.BrokenResourceError` but can still be
+read. ``close()`` is idempotent; a closed sink refuses writes and reads alike with
+:exc:`anyio.ClosedResourceError` (``"the sink at '...' is closed"``). The audit consumer
+never closes a sink: close it after the consumer's block.
 """
 
 from __future__ import annotations

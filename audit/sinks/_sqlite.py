@@ -10,7 +10,6 @@ from types import TracebackType
 from typing import Any, Final
 
 import structlog
-from anyio import ClosedResourceError
 
 from .._entry import AuditEntry
 from ._base import FileSink, StoreAnchor, check_store, decode_action, encode_json
@@ -129,7 +128,12 @@ class SqliteSink(FileSink):
     what was committed intact, and breaks the sink: further writes raise
     :exc:`anyio.BrokenResourceError` rather than retrying on a store that just failed.
 
-    It holds one connection shared by the threads that call it, serialised by a lock. Use it
+    It holds one connection shared by the threads that call it, serialised by a lock.
+
+    Lifecycle (the :class:`~audit.sinks.AuditSink` contract): a broken sink refuses writes
+    but :meth:`load_tail` and :meth:`query` still read what was committed. :meth:`close`
+    closes the connection and is idempotent; after it, :meth:`write`, :meth:`load_tail` and
+    :meth:`query` raise :exc:`anyio.ClosedResourceError`; :attr:`path` stays readable. Use it
     as a context manager or call :meth:`close`; the audit consumer never closes a sink it was
     given.
     """
@@ -161,12 +165,16 @@ class SqliteSink(FileSink):
     def write(self, entries: Sequence[AuditEntry]) -> None:
         """Insert ``entries`` and advance the anchor in one synced transaction.
 
+        An empty batch writes nothing, but is refused like any other when the sink is
+        closed or broken.
+
+        :raises anyio.ClosedResourceError: if the sink is closed (checked first).
         :raises anyio.BrokenResourceError: if an earlier write failed.
-        :raises anyio.ClosedResourceError: if the sink is closed.
         :raises sqlite3.Error: if this write fails (disk full, I/O error, a duplicate seq);
             it is rolled back and the sink is broken from then on.
         """
         if not entries:
+            self._refuse_empty_write()
             return
         with self._lock:
             self._check_usable()
@@ -195,14 +203,13 @@ class SqliteSink(FileSink):
     def load_tail(self, n: int) -> list[AuditEntry]:
         """The newest ``n`` entries, oldest first.
 
-        :raises ValueError: if ``n`` is negative.
+        :raises ValueError: if ``n`` is negative (whatever the sink's state).
         :raises anyio.ClosedResourceError: if the sink is closed.
         """
         if n < 0:
             raise ValueError(f"n must be >= 0, got {n}")
         with self._lock:
-            if self._closed:
-                raise ClosedResourceError
+            self._check_open()
             rows = self._conn.execute(
                 f"SELECT {_COLUMNS} FROM audit_entries ORDER BY seq DESC LIMIT ?", (n,)
             ).fetchall()
@@ -251,14 +258,20 @@ class SqliteSink(FileSink):
             sql += " LIMIT ?"
             params.append(limit)
         with self._lock:
-            if self._closed:
-                raise ClosedResourceError
+            self._check_open()
             rows = self._conn.execute(sql, params).fetchall()
         return [_entry(r) for r in rows]
 
     def close(self) -> None:
-        """Close the connection (idempotent). Reads and writes then raise
-        :exc:`anyio.ClosedResourceError`."""
+        """Close the connection; idempotent.
+
+        It waits for a call in progress in another thread. Every committed batch stays in
+        the store (committed means synced); as the last connection to the store, it also
+        folds the ``-wal`` file into the database and removes ``-wal`` and ``-shm``. The sink
+        is closed when it returns or raises; later calls do nothing.
+
+        :raises sqlite3.Error: if SQLite fails to close the connection (the first call only).
+        """
         with self._lock:
             if not self._closed:
                 self._closed = True
