@@ -9,6 +9,8 @@ Each store keeps its own anchor (the first and last ``seq`` and hash it acknowle
 SQLite in its ``audit_meta`` table, in the same transaction as each batch; JSONL in a
 ``<path>.anchor`` file replaced after each batch's ``fsync``. :func:`verify_sink` checks a
 store end to end against it, so a store cut short is told from one that is merely short.
+Keep a JSONL store and its anchor file together: without the anchor only the hash chain
+can be checked, and entries cut from either end of the file go undetected.
 
 The hash chain detects edits, removals and reorderings made without recomputing hashes.
 Someone able to rewrite the whole store, anchor included, can recompute every hash (SHA-256
@@ -42,9 +44,17 @@ __all__ = [
 
 
 def verify_sink(path: str | os.PathLike[str]) -> int | None:
-    """Verify a SQLite or JSONL audit store end to end.
+    """Verify a SQLite or JSONL audit store end to end: its hash chain and its anchor.
 
     The format is recognised from the file's first bytes (SQLite's header, else JSONL).
+
+    The chain shows each entry unaltered and linked to the one before it. The store's anchor
+    (its first and last acknowledged ``seq`` and hash) shows where the store starts and
+    ends, so that entries cut from either end are found too. A SQLite store keeps its
+    anchor inside it (``audit_meta``). A JSONL store keeps it in ``<path>.anchor``: without
+    that file (deleted, or not copied with the store) only the chain can be checked, from
+    the first entry, taken on trust: entries cut from the end or from the start, or every
+    entry (an empty file), cannot be detected, and such a store is reported intact.
 
     :returns: ``None`` when the store is intact: its entries run from the store's first
         ``seq`` to the last one it acknowledged, each carrying its correct hash and linked to
@@ -53,7 +63,23 @@ def verify_sink(path: str | os.PathLike[str]) -> int | None:
         was removed or two were swapped, the one after the last entry when the tail was cut
         (the anchor says more was written), or where a corrupt or torn line stands.
     :raises FileNotFoundError: if there is no such file.
-    :raises sqlite3.DatabaseError: if a SQLite file is not an audit store.
+    :raises sqlite3.DatabaseError: if a SQLite file is not an audit store, or SQLite cannot
+        read it (:exc:`sqlite3.OperationalError`, see below).
+
+    SQLite stores: a verify changes no entry and no anchor, also while a sink in another
+    process is writing the store. It reads one snapshot, which includes what a writer
+    committed to the ``-wal`` file and has not yet checkpointed into the database.
+
+    - A store nobody has open is left with no ``-wal`` or ``-shm`` file beside it. (Should a
+      writer open it, commit and close while the verify runs, the verify's connection,
+      closing last, checkpoints those commits into the file as any SQLite connection does.)
+    - The companions of a store a writer has open, or of one a crash left with its
+      ``-wal``, stay in place: that ``-wal`` is read, never folded into the store (a missing
+      ``-shm`` may be created beside it).
+    - A process that may not write the SQLite file itself gets a read-only connection from
+      SQLite, which must create the ``-wal`` and ``-shm`` files of a store nobody has open
+      and cannot remove them: they stay behind, owned by that process's user. Where it may
+      not create them either (a read-only folder), SQLite cannot read the store at all.
     """
     path = os.fspath(path)
     if is_sqlite_file(path):

@@ -110,7 +110,9 @@ class JsonlSink(FileSink):
 
     Each :meth:`write` appends its batch with one ``write`` and an ``fsync``, then replaces
     the anchor file ``<path>.anchor`` (first and last seq and hash) atomically. The anchor is
-    what lets :func:`verify_sink` tell a cut file from a short one.
+    what lets :func:`verify_sink` tell a cut file from a short one: copy or move the two
+    files together, since without the anchor only the hash chain can be checked and entries
+    cut from either end go undetected.
 
     A final line without its newline is a write that was cut short (a crash, a full disk): it
     was never acknowledged. Opening the sink cuts such a torn tail off, so that new lines can

@@ -30,6 +30,59 @@ def is_sqlite_file(path: str | os.PathLike[str]) -> bool:
         return f.read(len(SQLITE_MAGIC)) == SQLITE_MAGIC
 
 
+def _is_quiescent_wal_store(path: str) -> bool:
+    """Whether ``path`` is a WAL database that no connection has open and no crash left
+    unfinished: its header says WAL and it has no ``-wal``, ``-shm`` or ``-journal`` file.
+
+    (A read-write connection would fold a leftover ``-wal`` into the file when it closes,
+    and roll back a leftover ``-journal`` when it opens: both are writes.)
+    """
+    with open(path, "rb") as f:
+        header = f.read(20)
+    if header[18:20] != b"\x02\x02":  # the read and write versions: 2 is WAL
+        return False
+    return not any(os.path.exists(path + suffix) for suffix in ("-wal", "-shm", "-journal"))
+
+
+def connect_reader(path: str | os.PathLike[str]) -> sqlite3.Connection:
+    """A connection that reads an audit store and leaves it as it found it.
+
+    A reader of a WAL database needs its ``-wal`` and ``-shm`` files, and creates them if
+    they are missing; only the last connection to close removes them, after a checkpoint,
+    and a read-only connection (``mode=ro``) can do neither, so it leaves them behind.
+    Hence:
+
+    - a quiescent store (see :func:`_is_quiescent_wal_store`: nobody has it open, nothing
+      left unfinished) is opened read-write, with ``PRAGMA query_only``: SQL through it can
+      change nothing, and closing it, the last connection, removes the empty ``-wal`` and
+      the ``-shm`` it created. (Should a writer open the store, commit and close while the
+      connection is open, SQLite's close checkpoints those committed pages into the file,
+      as any connection would: the content is the same.)
+    - any other file (a store a writer has open, one a crash left with its ``-wal``, or not
+      a WAL database) is opened ``mode=ro``: it still sees every committed transaction,
+      those in the ``-wal`` included, never checkpoints, and leaves the companion files as
+      they were (creating a missing ``-shm`` if it must).
+
+    Never ``immutable=1``: it would ignore the ``-wal`` (committed entries) and the locks
+    of a writer, whose checkpoints could then tear what it reads. A process that may not
+    write the file itself gets a read-only connection from SQLite even with ``mode=rw``,
+    which leaves behind the ``-wal`` and ``-shm`` it had to create.
+
+    :raises FileNotFoundError: if there is no such file.
+    :raises sqlite3.Error: if SQLite cannot open it.
+    """
+    path = os.fspath(path)
+    mode = "rw" if _is_quiescent_wal_store(path) else "ro"
+    uri = f"{pathlib.Path(path).absolute().as_uri()}?mode={mode}"
+    conn = sqlite3.connect(uri, uri=True, isolation_level=None)
+    try:
+        conn.execute("PRAGMA query_only = ON")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
 _SCHEMA_VERSION: Final = 1
 _COLUMNS: Final = (
     "seq, ts_ns, recorded_ns, actor, action_type, action, resource, event_seq, event_id, "
@@ -290,9 +343,14 @@ class SqliteSink(FileSink):
 
 
 def verify_sqlite(path: str) -> int | None:
-    """Verify a SQLite audit store end to end (see :func:`~audit.sinks.verify_sink`)."""
-    conn = sqlite3.connect(pathlib.Path(path).absolute().as_uri() + "?mode=ro", uri=True)
+    """Verify a SQLite audit store end to end (see :func:`~audit.sinks.verify_sink`).
+
+    It reads the anchor and the entries in one read transaction (one snapshot, committed
+    ``-wal`` content included) through :func:`connect_reader`.
+    """
+    conn = connect_reader(path)
     try:
+        conn.execute("BEGIN")
         meta = dict(conn.execute("SELECT key, value FROM audit_meta").fetchall())
         if "last_seq" not in meta:
             # Nothing acknowledged: intact only if there are no rows either.
