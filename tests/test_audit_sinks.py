@@ -171,6 +171,28 @@ def test_verify_sink_finds_the_first_bad_seq_in_sqlite(
     assert verify_sink(path) == bad
 
 
+@pytest.mark.parametrize(
+    "damage",
+    [
+        "DELETE FROM audit_meta WHERE key = 'first_seq'",
+        "DELETE FROM audit_meta WHERE key = 'last_hash'",
+        "DELETE FROM audit_meta WHERE key IN ('last_seq', 'last_hash')",
+        "UPDATE audit_meta SET value = 'x' WHERE key = 'last_seq'",
+        "UPDATE audit_meta SET value = NULL WHERE key = 'first_prev_hash'",
+    ],
+)
+def test_a_damaged_sqlite_anchor_is_reported_at_the_first_entry(
+    tmp_path: Path, damage: str
+) -> None:
+    path = tmp_path / "audit.db"
+    with SqliteSink(path) as sink:
+        sink.write(trail_of(6).entries()[2:])  # a store that starts at seq 3
+    _sqlite(path, damage)
+    assert verify_sink(path) == 3
+    _sqlite(path, "DELETE FROM audit_entries")
+    assert verify_sink(path) == (1 if "first_seq'" in damage else 3)
+
+
 def test_verify_sink_finds_two_swapped_sqlite_rows(tmp_path: Path) -> None:
     path = tmp_path / "audit.db"
     with SqliteSink(path) as sink:
@@ -431,6 +453,19 @@ def test_without_its_anchor_file_a_jsonl_store_is_checked_only_for_its_chain(
         del lines[6:]
     path.write_bytes(b"".join(lines))
     assert verify_sink(path) == reported
+
+
+@pytest.mark.parametrize("anchor", [b"", b"{not json", b'{"first_seq": 3}', b"[1, 2]"])
+def test_a_damaged_jsonl_anchor_is_reported_at_the_first_entry(
+    tmp_path: Path, anchor: bytes
+) -> None:
+    path = tmp_path / "audit.jsonl"
+    with JsonlSink(path) as sink:
+        sink.write(trail_of(6).entries()[2:])
+    Path(f"{path}.anchor").write_bytes(anchor)
+    assert verify_sink(path) == 3
+    path.write_bytes(b"")
+    assert verify_sink(path) == 1
 
 
 def test_jsonl_fsync_failure_breaks_the_sink_and_keeps_what_was_written(

@@ -61,7 +61,9 @@ def verify_sink(path: str | os.PathLike[str]) -> int | None:
         its predecessor (hashes are checked only for stores written with a hash chain).
         Otherwise the first bad ``seq``: an altered entry's, the missing one where an entry
         was removed or two were swapped, the one after the last entry when the tail was cut
-        (the anchor says more was written), or where a corrupt or torn line stands.
+        (the anchor says more was written), or where a corrupt or torn line stands; the
+        first entry's (1 for no entry) when the anchor itself is damaged: unreadable, or a
+        part of it missing.
     :raises FileNotFoundError: if there is no such file.
     :raises sqlite3.DatabaseError: if a SQLite file is not an audit store, or SQLite cannot
         read it (:exc:`sqlite3.OperationalError`, see below).

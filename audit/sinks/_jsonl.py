@@ -252,7 +252,12 @@ def verify_jsonl(path: str) -> int | None:
                 return
             yield entry
 
-    anchor = _read_anchor(path)
+    try:
+        anchor = _read_anchor(path)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        # A damaged anchor file: nothing can be vouched for.
+        first = next(entries(), None)
+        return 1 if first is None else first.seq
     bad, newest = check_store(entries(), anchor)
     if bad is not None:
         return bad

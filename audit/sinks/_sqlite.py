@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import Any, Final
 
+import msgspec
 import structlog
 
 from .._entry import AuditEntry
@@ -114,6 +115,7 @@ _SCHEMA: Final = (
     "CREATE INDEX IF NOT EXISTS audit_entries_ts ON audit_entries (ts_ns)",
     "CREATE TABLE IF NOT EXISTS audit_meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID",
 )
+_ANCHOR_KEYS: Final = ("first_seq", "first_prev_hash", "last_seq", "last_hash")
 _INSERT: Final = f"INSERT INTO audit_entries ({_COLUMNS}) VALUES ({', '.join('?' * 16)})"
 _SET_META: Final = (
     "INSERT INTO audit_meta (key, value) VALUES (?, ?) "
@@ -352,16 +354,17 @@ def verify_sqlite(path: str) -> int | None:
     try:
         conn.execute("BEGIN")
         meta = dict(conn.execute("SELECT key, value FROM audit_meta").fetchall())
-        if "last_seq" not in meta:
+        if not any(key in meta for key in _ANCHOR_KEYS):
             # Nothing acknowledged: intact only if there are no rows either.
             (oldest,) = conn.execute("SELECT min(seq) FROM audit_entries").fetchone()
             return None if oldest is None else int(oldest)
-        anchor = StoreAnchor(
-            int(meta["first_seq"]),
-            str(meta["first_prev_hash"]),
-            int(meta["last_seq"]),
-            str(meta["last_hash"]),
-        )
+        try:
+            anchor = msgspec.convert({key: meta.get(key) for key in _ANCHOR_KEYS}, StoreAnchor)
+        except msgspec.ValidationError:
+            # Damaged (a sink writes all four at once): nothing can be vouched for.
+            (oldest,) = conn.execute("SELECT min(seq) FROM audit_entries").fetchone()
+            first = meta.get("first_seq")
+            return int(oldest) if oldest is not None else first if type(first) is int else 1
         rows = conn.execute(f"SELECT {_COLUMNS} FROM audit_entries ORDER BY seq")
         bad, _ = check_store((_entry(r) for r in rows), anchor)
         return bad
