@@ -14,6 +14,7 @@ from typing import ClassVar
 
 import anyio
 import pytest
+from structlog.testing import capture_logs
 
 from audit import AuditEntry, AuditTrail, Other, attach_audit_trail
 from audit.sinks import JsonlSink, SqliteSink, verify_sink
@@ -280,16 +281,19 @@ async def test_a_sink_closed_under_a_running_auditor_is_a_counted_sink_error(
 ) -> None:
     sink = open_sink(kind, tmp_path)
     trail = AuditTrail()
-    async with EventBus() as bus:
-        async with attach_audit_trail(bus, trail, sink=sink, on_sink_error="count") as auditor:
-            bus.publish(Ping(n=1))
-            await auditor.flush()
-            sink.close()  # too early: the auditor is still running
-            bus.publish(Ping(n=2))
-            with anyio.fail_after(5):
+    with capture_logs() as logs:
+        async with EventBus() as bus:
+            async with attach_audit_trail(bus, trail, sink=sink, on_sink_error="count") as auditor:
+                bus.publish(Ping(n=1))
                 await auditor.flush()
-        stats = auditor.statistics()
+                sink.close()  # too early: the auditor is still running
+                bus.publish(Ping(n=2))
+                with anyio.fail_after(5):
+                    await auditor.flush()
+            stats = auditor.statistics()
     assert (stats.sink_written, stats.sink_errors, stats.sink_lost) == (1, 1, 1)
+    [failed] = [log for log in logs if log["event"] == "audit_sink_failed"]
+    assert failed["error"] == f'ClosedResourceError("the sink at {sink.path!r} is closed")'
     assert len(trail) == 2
     with open_sink(kind, tmp_path) as again:
         assert again.load_tail(10) == trail.entries()[:1]
