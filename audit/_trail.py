@@ -355,6 +355,8 @@ class AuditTrail:
             tampered with or torn in the middle; see :func:`~audit.sinks.verify_sink`), were
             written with the other ``hash_chain`` setting, or if this trail has already
             evicted entries or been restored.
+        :raises anyio.ClosedResourceError: if the sink is closed (nothing is restored); the
+            sink's other read errors propagate too.
         """
         self._restore_entries(sink.load_tail(self._capacity))
         return self._restored

@@ -246,8 +246,12 @@ def _build_parser() -> _Parser:
         parents=[verbose],
         help="verify an audit store's hash chain",
         description=(
-            "Verify a SQLite or JSONL audit store end to end. Exit 0 when intact; exit 1 "
-            "naming the first bad seq when an entry was altered, removed, reordered or cut."
+            "Verify a SQLite or JSONL audit store end to end against its hash chain and "
+            "its anchor. Exit 0 when intact; exit 1 naming the first bad seq when an entry "
+            "was altered, removed, reordered or cut. A JSONL store's anchor is the file "
+            "PATH.anchor: without it only the chain is checked, and entries cut from either "
+            "end of the file go undetected. Read-only: a SQLite store nobody has open is "
+            "left without -wal or -shm files."
         ),
     )
     verify.add_argument("path", type=Path, metavar="PATH", help="the audit store")
@@ -348,8 +352,11 @@ def _check_jsonl_store(path: Path) -> None:
 
 
 def _sqlite_counts(path: Path) -> tuple[int, int | None, int | None]:
-    """(entries, first seq, last seq) of a SQLite audit store, read-only."""
-    conn = sqlite3.connect(path.absolute().as_uri() + "?mode=ro", uri=True)
+    """(entries, first seq, last seq) of a SQLite audit store, read-only (leaving no
+    ``-wal``/``-shm`` behind: see ``audit.sinks._sqlite.connect_reader``)."""
+    from audit.sinks._sqlite import connect_reader
+
+    conn = connect_reader(path)
     try:
         count, first, last = conn.execute(
             "SELECT count(*), min(seq), max(seq) FROM audit_entries"

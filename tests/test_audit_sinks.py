@@ -124,16 +124,6 @@ def test_sqlite_refuses_a_duplicate_seq_and_breaks(tmp_path: Path) -> None:
         assert sink.load_tail(10) == trail.entries()
 
 
-def test_a_closed_sink_refuses_use(tmp_path: Path) -> None:
-    sink = SqliteSink(tmp_path / "audit.db")
-    sink.close()
-    sink.close()
-    with pytest.raises(anyio.ClosedResourceError):
-        sink.write(trail_of(1).entries())
-    with pytest.raises(anyio.ClosedResourceError):
-        sink.load_tail(1)
-
-
 def test_sqlite_disk_full_keeps_what_was_committed(tmp_path: Path) -> None:
     path = tmp_path / "audit.db"
     big = AuditTrail()
@@ -181,6 +171,28 @@ def test_verify_sink_finds_the_first_bad_seq_in_sqlite(
     assert verify_sink(path) == bad
 
 
+@pytest.mark.parametrize(
+    "damage",
+    [
+        "DELETE FROM audit_meta WHERE key = 'first_seq'",
+        "DELETE FROM audit_meta WHERE key = 'last_hash'",
+        "DELETE FROM audit_meta WHERE key IN ('last_seq', 'last_hash')",
+        "UPDATE audit_meta SET value = 'x' WHERE key = 'last_seq'",
+        "UPDATE audit_meta SET value = NULL WHERE key = 'first_prev_hash'",
+    ],
+)
+def test_a_damaged_sqlite_anchor_is_reported_at_the_first_entry(
+    tmp_path: Path, damage: str
+) -> None:
+    path = tmp_path / "audit.db"
+    with SqliteSink(path) as sink:
+        sink.write(trail_of(6).entries()[2:])  # a store that starts at seq 3
+    _sqlite(path, damage)
+    assert verify_sink(path) == 3
+    _sqlite(path, "DELETE FROM audit_entries")
+    assert verify_sink(path) == (1 if "first_seq'" in damage else 3)
+
+
 def test_verify_sink_finds_two_swapped_sqlite_rows(tmp_path: Path) -> None:
     path = tmp_path / "audit.db"
     with SqliteSink(path) as sink:
@@ -194,6 +206,140 @@ def test_verify_sink_finds_two_swapped_sqlite_rows(tmp_path: Path) -> None:
 def test_an_empty_sqlite_store_is_intact(tmp_path: Path) -> None:
     SqliteSink(tmp_path / "audit.db").close()
     assert verify_sink(tmp_path / "audit.db") is None
+
+
+# -- verifying a SQLite store leaves it as it was -----------------------------------------------
+
+
+def files_in(directory: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(directory.iterdir())}
+
+
+def cli_verify(path: Path, capsys: pytest.CaptureFixture[str]) -> str:
+    """``eventbus audit verify PATH``'s output (it must exit 0)."""
+    from eventbus._cli import main
+
+    assert main(["audit", "verify", str(path)]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    return out
+
+
+def test_verifying_a_closed_sqlite_store_leaves_no_wal_or_shm_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "audit.db"
+    with SqliteSink(path) as sink:
+        sink.write(trail_of(12).entries())
+    before = files_in(tmp_path)
+    assert list(before) == ["audit.db"]
+    assert verify_sink(path) is None
+    assert files_in(tmp_path) == before  # no audit.db-wal, no audit.db-shm, same bytes
+    assert cli_verify(path, capsys) == f"{path}: intact (12 entries, seq 1..12)\n"
+    assert files_in(tmp_path) == before
+
+
+def test_verify_sees_what_an_open_sink_committed_to_the_wal_and_leaves_it_working(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "audit.db"
+    entries = trail_of(14).entries()
+    with SqliteSink(path) as sink:
+        sink.write(entries[:12])
+        ignoring_the_wal = sqlite3.connect(f"{path.as_uri()}?immutable=1", uri=True)
+        with pytest.raises(sqlite3.OperationalError, match="no such table"):
+            ignoring_the_wal.execute("SELECT count(*) FROM audit_entries")
+        ignoring_the_wal.close()  # every committed entry is still in audit.db-wal only
+        assert verify_sink(path) is None
+        assert cli_verify(path, capsys) == f"{path}: intact (12 entries, seq 1..12)\n"
+        assert {"audit.db-wal", "audit.db-shm"} <= set(files_in(tmp_path))  # the sink's
+        sink.write(entries[12:])  # the store still takes writes, and verify sees them
+        assert cli_verify(path, capsys) == f"{path}: intact (14 entries, seq 1..14)\n"
+        _sqlite(path, "UPDATE audit_entries SET actor = 'mallory' WHERE seq = 5")
+        assert verify_sink(path) == 5  # a committed edit, in the WAL too
+    assert list(files_in(tmp_path)) == ["audit.db"]  # the sink, closed last, removed them
+
+
+def test_verify_never_applies_a_wal_a_crashed_writer_left(tmp_path: Path) -> None:
+    path = tmp_path / "audit.db"
+    crashed = tmp_path / "crashed"
+    crashed.mkdir()
+    with SqliteSink(path) as sink:
+        sink.write(trail_of(12).entries())
+        for name in ("audit.db", "audit.db-wal"):  # what a writer killed now leaves behind
+            (crashed / name).write_bytes((tmp_path / name).read_bytes())
+    before = files_in(crashed)
+    assert verify_sink(crashed / "audit.db") is None  # the entries are in the WAL only
+    after = files_in(crashed)
+    assert {name: after[name] for name in before} == before  # no checkpoint into the store
+    assert set(after) <= {"audit.db", "audit.db-wal", "audit.db-shm"}
+
+
+_WRITER = """
+import sys
+from audit import AuditTrail, Other
+from audit.sinks import SqliteSink
+
+trail = AuditTrail()
+with SqliteSink(sys.argv[1]) as sink:
+    for command in sys.stdin:
+        for i in range(10):
+            trail.append("writer", Other(detail=str(i)), "r")
+        sink.write(trail.entries()[-10:])
+        print("written", flush=True)
+"""
+
+
+def test_verify_reads_a_store_another_process_is_writing_without_disturbing_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import subprocess
+    import sys
+
+    path = tmp_path / "audit.db"
+    root = Path(__file__).resolve().parent.parent
+    with subprocess.Popen(
+        [sys.executable, "-c", _WRITER, str(path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=root,
+    ) as writer:
+        assert writer.stdin is not None and writer.stdout is not None
+        try:
+            for n in (10, 20, 30):
+                writer.stdin.write("write\n")
+                writer.stdin.flush()
+                assert writer.stdout.readline() == "written\n"
+                assert verify_sink(path) is None
+                assert cli_verify(path, capsys) == f"{path}: intact ({n} entries, seq 1..{n})\n"
+            writer.stdin.close()
+            assert writer.wait(timeout=30) == 0
+        finally:
+            if writer.poll() is None:
+                writer.kill()
+    assert list(files_in(tmp_path)) == ["audit.db"]
+    with SqliteSink(path) as sink:
+        assert [e.seq for e in sink.load_tail(100)] == list(range(1, 31))
+    assert verify_sink(path) is None
+
+
+@pytest.mark.parametrize("open_writer", [False, True])
+def test_the_verifying_connection_cannot_write(tmp_path: Path, open_writer: bool) -> None:
+    from audit.sinks._sqlite import connect_reader
+
+    path = tmp_path / "audit.db"
+    with SqliteSink(path) as sink:
+        sink.write(trail_of(3).entries())
+        if not open_writer:
+            sink.close()  # quiescent: opened read-write, with query_only
+        conn = connect_reader(path)
+        try:
+            with pytest.raises(sqlite3.OperationalError, match="readonly"):
+                conn.execute("DELETE FROM audit_entries")
+        finally:
+            conn.close()
+    assert verify_sink(path) is None
 
 
 # -- JSONL -------------------------------------------------------------------------------------
@@ -271,6 +417,55 @@ def test_verify_sink_finds_the_first_bad_seq_in_jsonl(tmp_path: Path, edit: str,
         del lines[0]
     path.write_bytes(b"".join(lines))
     assert verify_sink(path) == bad
+
+
+@pytest.mark.parametrize(
+    ("edit", "reported"),
+    [
+        ("cut_tail", None),  # undetectable without the anchor, as documented
+        ("cut_head", None),
+        ("cut_all", None),
+        ("drop", 3),  # the chain between the entries left is still checked
+        ("tamper", 3),
+        ("torn_tail", 6),
+    ],
+)
+def test_without_its_anchor_file_a_jsonl_store_is_checked_only_for_its_chain(
+    tmp_path: Path, edit: str, reported: int | None
+) -> None:
+    path = tmp_path / "audit.jsonl"
+    with JsonlSink(path) as sink:
+        sink.write(trail_of(8).entries())
+    Path(f"{path}.anchor").unlink()
+    lines = path.read_bytes().splitlines(keepends=True)
+    if edit == "cut_tail":
+        del lines[5:]
+    elif edit == "cut_head":
+        del lines[:3]
+    elif edit == "cut_all":
+        lines = []
+    elif edit == "drop":
+        del lines[2]
+    elif edit == "tamper":
+        lines[2] = lines[2].replace(b"actor-0", b"mallory")
+    else:
+        lines[5] = lines[5][:20]
+        del lines[6:]
+    path.write_bytes(b"".join(lines))
+    assert verify_sink(path) == reported
+
+
+@pytest.mark.parametrize("anchor", [b"", b"{not json", b'{"first_seq": 3}', b"[1, 2]"])
+def test_a_damaged_jsonl_anchor_is_reported_at_the_first_entry(
+    tmp_path: Path, anchor: bytes
+) -> None:
+    path = tmp_path / "audit.jsonl"
+    with JsonlSink(path) as sink:
+        sink.write(trail_of(6).entries()[2:])
+    Path(f"{path}.anchor").write_bytes(anchor)
+    assert verify_sink(path) == 3
+    path.write_bytes(b"")
+    assert verify_sink(path) == 1
 
 
 def test_jsonl_fsync_failure_breaks_the_sink_and_keeps_what_was_written(

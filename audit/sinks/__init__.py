@@ -9,15 +9,20 @@ Each store keeps its own anchor (the first and last ``seq`` and hash it acknowle
 SQLite in its ``audit_meta`` table, in the same transaction as each batch; JSONL in a
 ``<path>.anchor`` file replaced after each batch's ``fsync``. :func:`verify_sink` checks a
 store end to end against it, so a store cut short is told from one that is merely short.
+Keep a JSONL store and its anchor file together: without the anchor only the hash chain
+can be checked, and entries cut from either end of the file go undetected.
 
 The hash chain detects edits, removals and reorderings made without recomputing hashes.
 Someone able to rewrite the whole store, anchor included, can recompute every hash (SHA-256
 has no key): keep a copy of a recent ``(seq, hash)`` elsewhere (``trail.anchor`` or the last
 entry) for evidence that survives that.
 
-Errors: a failing write raises the sink's own error (:exc:`sqlite3.Error`, :exc:`OSError`),
-then the sink is broken and refuses writes with :exc:`anyio.BrokenResourceError`; a closed
-sink raises :exc:`anyio.ClosedResourceError`.
+Errors and lifecycle (every sink here keeps the contract written on :class:`AuditSink`): a
+failing write raises the sink's own error (:exc:`sqlite3.Error`, :exc:`OSError`), then the
+sink is broken: it refuses writes with :exc:`anyio.BrokenResourceError` but can still be
+read. ``close()`` is idempotent; a closed sink refuses writes and reads alike with
+:exc:`anyio.ClosedResourceError` (``"the sink at '...' is closed"``). The audit consumer
+never closes a sink: close it after the consumer's block.
 """
 
 from __future__ import annotations
@@ -39,18 +44,44 @@ __all__ = [
 
 
 def verify_sink(path: str | os.PathLike[str]) -> int | None:
-    """Verify a SQLite or JSONL audit store end to end.
+    """Verify a SQLite or JSONL audit store end to end: its hash chain and its anchor.
 
     The format is recognised from the file's first bytes (SQLite's header, else JSONL).
+
+    The chain shows each entry unaltered and linked to the one before it. The store's anchor
+    (its first and last acknowledged ``seq`` and hash) shows where the store starts and
+    ends, so that entries cut from either end are found too. A SQLite store keeps its
+    anchor inside it (``audit_meta``). A JSONL store keeps it in ``<path>.anchor``: without
+    that file (deleted, or not copied with the store) only the chain can be checked, from
+    the first entry, taken on trust: entries cut from the end or from the start, or every
+    entry (an empty file), cannot be detected, and such a store is reported intact.
 
     :returns: ``None`` when the store is intact: its entries run from the store's first
         ``seq`` to the last one it acknowledged, each carrying its correct hash and linked to
         its predecessor (hashes are checked only for stores written with a hash chain).
         Otherwise the first bad ``seq``: an altered entry's, the missing one where an entry
         was removed or two were swapped, the one after the last entry when the tail was cut
-        (the anchor says more was written), or where a corrupt or torn line stands.
+        (the anchor says more was written), or where a corrupt or torn line stands; the
+        first entry's (1 for no entry) when the anchor itself is damaged: unreadable, or a
+        part of it missing.
     :raises FileNotFoundError: if there is no such file.
-    :raises sqlite3.DatabaseError: if a SQLite file is not an audit store.
+    :raises sqlite3.DatabaseError: if a SQLite file is not an audit store, or SQLite cannot
+        read it (:exc:`sqlite3.OperationalError`, see below).
+
+    SQLite stores: a verify changes no entry and no anchor, also while a sink in another
+    process is writing the store. It reads one snapshot, which includes what a writer
+    committed to the ``-wal`` file and has not yet checkpointed into the database.
+
+    - A store nobody has open is left with no ``-wal`` or ``-shm`` file beside it. (Should a
+      writer open it, commit and close while the verify runs, the verify's connection,
+      closing last, checkpoints those commits into the file as any SQLite connection does.)
+    - The companions of a store a writer has open, or of one a crash left with its
+      ``-wal``, stay in place: that ``-wal`` is read, never folded into the store (a missing
+      ``-shm`` may be created beside it).
+    - A process that may not write the SQLite file itself gets a read-only connection from
+      SQLite, which must create the ``-wal`` and ``-shm`` files of a store nobody has open
+      and cannot remove them: they stay behind, owned by that process's user. Where it may
+      not create them either (a read-only folder), SQLite cannot read the store at all.
     """
     path = os.fspath(path)
     if is_sqlite_file(path):

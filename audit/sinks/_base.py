@@ -28,6 +28,21 @@ class AuditSink(Protocol):
 
     Implementations must be safe to call from any one thread at a time (the consumer calls
     them through ``anyio.to_thread.run_sync``, never two at once).
+
+    Lifecycle, the contract every sink of :mod:`audit.sinks` keeps and a custom one should:
+
+    - A sink is open from its construction until :meth:`close`. :meth:`close` is idempotent:
+      the first call releases the store (it may raise the store's error doing so, and the
+      sink is closed all the same); later calls do nothing and raise nothing.
+    - After :meth:`close`, :meth:`write` (even of an empty batch) and :meth:`load_tail` raise
+      :exc:`anyio.ClosedResourceError` and touch nothing; what was committed stays committed.
+    - A failed :meth:`write` breaks the sink: later writes (even of an empty batch) raise
+      :exc:`anyio.BrokenResourceError`, while :meth:`load_tail` still reads what was
+      committed. A sink both broken and closed reports it is closed.
+    - A bad argument raises :exc:`ValueError` whatever the sink's state.
+
+    The audit consumer never closes a sink it was given: close it after the consumer's
+    block has exited, or its last writes fail with :exc:`anyio.ClosedResourceError`.
     """
 
     def write(self, entries: Sequence[AuditEntry]) -> None:
@@ -36,13 +51,23 @@ class AuditSink(Protocol):
         Blocking. When it returns, the batch survives a crash. When it raises, what was
         committed before is intact, and the sink refuses further writes
         (:exc:`anyio.BrokenResourceError`): a failed store is never retried blindly.
+
+        :raises anyio.ClosedResourceError: if the sink is closed.
+        :raises anyio.BrokenResourceError: if an earlier write failed.
         """
 
     def load_tail(self, n: int) -> list[AuditEntry]:
-        """The newest ``n`` committed entries, oldest first (blocking)."""
+        """The newest ``n`` committed entries, oldest first (blocking).
+
+        :raises ValueError: if ``n`` is negative.
+        :raises anyio.ClosedResourceError: if the sink is closed.
+        """
 
     def close(self) -> None:
-        """Release the store; idempotent."""
+        """Release the store; idempotent (a second call does nothing and raises nothing).
+
+        The sink is closed once it returns or raises.
+        """
 
 
 class StoreAnchor(msgspec.Struct, frozen=True):
@@ -59,7 +84,11 @@ class StoreAnchor(msgspec.Struct, frozen=True):
 
 
 class FileSink:
-    """The state both sinks keep: their file, a lock, whether closed or broken."""
+    """The state both sinks keep: their file, a lock, whether closed or broken.
+
+    Every method that reaches the store takes the lock, so :meth:`close` waits for a call
+    in progress in another thread and no call starts on a released store.
+    """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self._path = os.fspath(path)
@@ -68,16 +97,30 @@ class FileSink:
         self._closed = False
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self._path!r}{' failed' if self._failed else ''}>"
+        state = " closed" if self._closed else " failed" if self._failed else ""
+        return f"<{type(self).__name__} {self._path!r}{state}>"
+
+    def _closed_error(self) -> ClosedResourceError:
+        return ClosedResourceError(f"the sink at {self._path!r} is closed")
+
+    def _check_open(self) -> None:
+        """Refuse any use of a closed sink (hold the lock)."""
+        if self._closed:
+            raise self._closed_error()
 
     def _check_usable(self) -> None:
         """Refuse a write to a closed sink, or to one a write failed on (hold the lock)."""
         if self._closed:
-            raise ClosedResourceError
+            raise self._closed_error()
         if self._failed is not None:
             raise BrokenResourceError(
                 f"the sink at {self._path!r} failed earlier and accepts no more writes"
             ) from self._failed
+
+    def _refuse_empty_write(self) -> None:
+        """What :meth:`write` does with an empty batch: nothing, unless closed or broken."""
+        with self._lock:
+            self._check_usable()
 
 
 def check_store(

@@ -110,14 +110,22 @@ class JsonlSink(FileSink):
 
     Each :meth:`write` appends its batch with one ``write`` and an ``fsync``, then replaces
     the anchor file ``<path>.anchor`` (first and last seq and hash) atomically. The anchor is
-    what lets :func:`verify_sink` tell a cut file from a short one.
+    what lets :func:`verify_sink` tell a cut file from a short one: copy or move the two
+    files together, since without the anchor only the hash chain can be checked and entries
+    cut from either end go undetected.
 
     A final line without its newline is a write that was cut short (a crash, a full disk): it
     was never acknowledged. Opening the sink cuts such a torn tail off, so that new lines can
     never merge with it, logs ``audit_jsonl_torn_tail`` and reports its size in
     :attr:`torn_tail`; :func:`read_jsonl` reports it without touching the file.
 
-    A failed write breaks the sink: further writes raise :exc:`anyio.BrokenResourceError`.
+    Lifecycle (the :class:`~audit.sinks.AuditSink` contract): a failed write breaks the
+    sink, so further writes raise :exc:`anyio.BrokenResourceError` while :meth:`load_tail`
+    still reads the file. :meth:`close` closes the file and is idempotent; after it,
+    :meth:`write` and :meth:`load_tail` raise :exc:`anyio.ClosedResourceError` and touch
+    neither the file nor its anchor. :attr:`path` and :attr:`torn_tail` stay readable.
+    Use it as a context manager or call :meth:`close`; the audit consumer never closes a
+    sink it was given.
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
@@ -147,12 +155,16 @@ class JsonlSink(FileSink):
     def write(self, entries: Sequence[AuditEntry]) -> None:
         """Append ``entries``, fsync, then advance the anchor file.
 
+        An empty batch writes nothing, but is refused like any other when the sink is
+        closed or broken.
+
+        :raises anyio.ClosedResourceError: if the sink is closed (checked first).
         :raises anyio.BrokenResourceError: if an earlier write failed.
-        :raises anyio.ClosedResourceError: if the sink is closed.
         :raises OSError: if this write or its fsync fails (the file may then end with a torn
             line, which readers detect); the sink is broken from then on.
         """
         if not entries:
+            self._refuse_empty_write()
             return
         data = b"".join([encode_json(e) + b"\n" for e in entries])
         with self._lock:
@@ -185,18 +197,30 @@ class JsonlSink(FileSink):
     def load_tail(self, n: int) -> list[AuditEntry]:
         """The newest ``n`` complete entries, oldest first.
 
-        :raises ValueError: if ``n`` is negative.
+        A broken sink can still be read: the entries its failed write left unsynced are
+        read too if their lines are complete.
+
+        :raises ValueError: if ``n`` is negative (whatever the sink's state).
+        :raises anyio.ClosedResourceError: if the sink is closed.
         :raises msgspec.DecodeError, msgspec.ValidationError: if one of them is not an entry.
         """
         if n < 0:
             raise ValueError(f"n must be >= 0, got {n}")
         with self._lock:
+            self._check_open()
             lines, _ = _complete_lines(self._path)
             tail = deque(lines, maxlen=n) if n else deque[bytes]()
         return [decode_entry(line) for line in tail]
 
     def close(self) -> None:
-        """Close the file (idempotent); writes then raise :exc:`anyio.ClosedResourceError`."""
+        """Close the file; idempotent.
+
+        It waits for a :meth:`write` or :meth:`load_tail` in progress in another thread.
+        The sink is closed when it returns or raises; later calls do nothing.
+
+        :raises OSError: if the operating system reports an error closing the file (the
+            first call only; every batch :meth:`write` returned from was already synced).
+        """
         with self._lock:
             if not self._closed:
                 self._closed = True
@@ -228,7 +252,12 @@ def verify_jsonl(path: str) -> int | None:
                 return
             yield entry
 
-    anchor = _read_anchor(path)
+    try:
+        anchor = _read_anchor(path)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        # A damaged anchor file: nothing can be vouched for.
+        first = next(entries(), None)
+        return 1 if first is None else first.seq
     bad, newest = check_store(entries(), anchor)
     if bad is not None:
         return bad

@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import Any, Final
 
+import msgspec
 import structlog
-from anyio import ClosedResourceError
 
 from .._entry import AuditEntry
 from ._base import FileSink, StoreAnchor, check_store, decode_action, encode_json
@@ -29,6 +29,59 @@ def is_sqlite_file(path: str | os.PathLike[str]) -> bool:
     """
     with open(path, "rb") as f:
         return f.read(len(SQLITE_MAGIC)) == SQLITE_MAGIC
+
+
+def _is_quiescent_wal_store(path: str) -> bool:
+    """Whether ``path`` is a WAL database that no connection has open and no crash left
+    unfinished: its header says WAL and it has no ``-wal``, ``-shm`` or ``-journal`` file.
+
+    (A read-write connection would fold a leftover ``-wal`` into the file when it closes,
+    and roll back a leftover ``-journal`` when it opens: both are writes.)
+    """
+    with open(path, "rb") as f:
+        header = f.read(20)
+    if header[18:20] != b"\x02\x02":  # the read and write versions: 2 is WAL
+        return False
+    return not any(os.path.exists(path + suffix) for suffix in ("-wal", "-shm", "-journal"))
+
+
+def connect_reader(path: str | os.PathLike[str]) -> sqlite3.Connection:
+    """A connection that reads an audit store and leaves it as it found it.
+
+    A reader of a WAL database needs its ``-wal`` and ``-shm`` files, and creates them if
+    they are missing; only the last connection to close removes them, after a checkpoint,
+    and a read-only connection (``mode=ro``) can do neither, so it leaves them behind.
+    Hence:
+
+    - a quiescent store (see :func:`_is_quiescent_wal_store`: nobody has it open, nothing
+      left unfinished) is opened read-write, with ``PRAGMA query_only``: SQL through it can
+      change nothing, and closing it, the last connection, removes the empty ``-wal`` and
+      the ``-shm`` it created. (Should a writer open the store, commit and close while the
+      connection is open, SQLite's close checkpoints those committed pages into the file,
+      as any connection would: the content is the same.)
+    - any other file (a store a writer has open, one a crash left with its ``-wal``, or not
+      a WAL database) is opened ``mode=ro``: it still sees every committed transaction,
+      those in the ``-wal`` included, never checkpoints, and leaves the companion files as
+      they were (creating a missing ``-shm`` if it must).
+
+    Never ``immutable=1``: it would ignore the ``-wal`` (committed entries) and the locks
+    of a writer, whose checkpoints could then tear what it reads. A process that may not
+    write the file itself gets a read-only connection from SQLite even with ``mode=rw``,
+    which leaves behind the ``-wal`` and ``-shm`` it had to create.
+
+    :raises FileNotFoundError: if there is no such file.
+    :raises sqlite3.Error: if SQLite cannot open it.
+    """
+    path = os.fspath(path)
+    mode = "rw" if _is_quiescent_wal_store(path) else "ro"
+    uri = f"{pathlib.Path(path).absolute().as_uri()}?mode={mode}"
+    conn = sqlite3.connect(uri, uri=True, isolation_level=None)
+    try:
+        conn.execute("PRAGMA query_only = ON")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
 
 
 _SCHEMA_VERSION: Final = 1
@@ -62,6 +115,7 @@ _SCHEMA: Final = (
     "CREATE INDEX IF NOT EXISTS audit_entries_ts ON audit_entries (ts_ns)",
     "CREATE TABLE IF NOT EXISTS audit_meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID",
 )
+_ANCHOR_KEYS: Final = ("first_seq", "first_prev_hash", "last_seq", "last_hash")
 _INSERT: Final = f"INSERT INTO audit_entries ({_COLUMNS}) VALUES ({', '.join('?' * 16)})"
 _SET_META: Final = (
     "INSERT INTO audit_meta (key, value) VALUES (?, ?) "
@@ -129,7 +183,12 @@ class SqliteSink(FileSink):
     what was committed intact, and breaks the sink: further writes raise
     :exc:`anyio.BrokenResourceError` rather than retrying on a store that just failed.
 
-    It holds one connection shared by the threads that call it, serialised by a lock. Use it
+    It holds one connection shared by the threads that call it, serialised by a lock.
+
+    Lifecycle (the :class:`~audit.sinks.AuditSink` contract): a broken sink refuses writes
+    but :meth:`load_tail` and :meth:`query` still read what was committed. :meth:`close`
+    closes the connection and is idempotent; after it, :meth:`write`, :meth:`load_tail` and
+    :meth:`query` raise :exc:`anyio.ClosedResourceError`; :attr:`path` stays readable. Use it
     as a context manager or call :meth:`close`; the audit consumer never closes a sink it was
     given.
     """
@@ -161,12 +220,16 @@ class SqliteSink(FileSink):
     def write(self, entries: Sequence[AuditEntry]) -> None:
         """Insert ``entries`` and advance the anchor in one synced transaction.
 
+        An empty batch writes nothing, but is refused like any other when the sink is
+        closed or broken.
+
+        :raises anyio.ClosedResourceError: if the sink is closed (checked first).
         :raises anyio.BrokenResourceError: if an earlier write failed.
-        :raises anyio.ClosedResourceError: if the sink is closed.
         :raises sqlite3.Error: if this write fails (disk full, I/O error, a duplicate seq);
             it is rolled back and the sink is broken from then on.
         """
         if not entries:
+            self._refuse_empty_write()
             return
         with self._lock:
             self._check_usable()
@@ -195,14 +258,13 @@ class SqliteSink(FileSink):
     def load_tail(self, n: int) -> list[AuditEntry]:
         """The newest ``n`` entries, oldest first.
 
-        :raises ValueError: if ``n`` is negative.
+        :raises ValueError: if ``n`` is negative (whatever the sink's state).
         :raises anyio.ClosedResourceError: if the sink is closed.
         """
         if n < 0:
             raise ValueError(f"n must be >= 0, got {n}")
         with self._lock:
-            if self._closed:
-                raise ClosedResourceError
+            self._check_open()
             rows = self._conn.execute(
                 f"SELECT {_COLUMNS} FROM audit_entries ORDER BY seq DESC LIMIT ?", (n,)
             ).fetchall()
@@ -251,14 +313,20 @@ class SqliteSink(FileSink):
             sql += " LIMIT ?"
             params.append(limit)
         with self._lock:
-            if self._closed:
-                raise ClosedResourceError
+            self._check_open()
             rows = self._conn.execute(sql, params).fetchall()
         return [_entry(r) for r in rows]
 
     def close(self) -> None:
-        """Close the connection (idempotent). Reads and writes then raise
-        :exc:`anyio.ClosedResourceError`."""
+        """Close the connection; idempotent.
+
+        It waits for a call in progress in another thread. Every committed batch stays in
+        the store (committed means synced); as the last connection to the store, it also
+        folds the ``-wal`` file into the database and removes ``-wal`` and ``-shm``. The sink
+        is closed when it returns or raises; later calls do nothing.
+
+        :raises sqlite3.Error: if SQLite fails to close the connection (the first call only).
+        """
         with self._lock:
             if not self._closed:
                 self._closed = True
@@ -277,20 +345,26 @@ class SqliteSink(FileSink):
 
 
 def verify_sqlite(path: str) -> int | None:
-    """Verify a SQLite audit store end to end (see :func:`~audit.sinks.verify_sink`)."""
-    conn = sqlite3.connect(pathlib.Path(path).absolute().as_uri() + "?mode=ro", uri=True)
+    """Verify a SQLite audit store end to end (see :func:`~audit.sinks.verify_sink`).
+
+    It reads the anchor and the entries in one read transaction (one snapshot, committed
+    ``-wal`` content included) through :func:`connect_reader`.
+    """
+    conn = connect_reader(path)
     try:
+        conn.execute("BEGIN")
         meta = dict(conn.execute("SELECT key, value FROM audit_meta").fetchall())
-        if "last_seq" not in meta:
+        if not any(key in meta for key in _ANCHOR_KEYS):
             # Nothing acknowledged: intact only if there are no rows either.
             (oldest,) = conn.execute("SELECT min(seq) FROM audit_entries").fetchone()
             return None if oldest is None else int(oldest)
-        anchor = StoreAnchor(
-            int(meta["first_seq"]),
-            str(meta["first_prev_hash"]),
-            int(meta["last_seq"]),
-            str(meta["last_hash"]),
-        )
+        try:
+            anchor = msgspec.convert({key: meta.get(key) for key in _ANCHOR_KEYS}, StoreAnchor)
+        except msgspec.ValidationError:
+            # Damaged (a sink writes all four at once): nothing can be vouched for.
+            (oldest,) = conn.execute("SELECT min(seq) FROM audit_entries").fetchone()
+            first = meta.get("first_seq")
+            return int(oldest) if oldest is not None else first if type(first) is int else 1
         rows = conn.execute(f"SELECT {_COLUMNS} FROM audit_entries ORDER BY seq")
         bad, _ = check_store((_entry(r) for r in rows), anchor)
         return bad
