@@ -1,12 +1,15 @@
 """Test helpers for code that uses an :class:`~eventbus.EventBus`. Importable without pytest.
 
-Three kinds of helper, all small and all usable on asyncio and trio:
+Three kinds of helper, all small and all usable on asyncio and trio. In the examples ``bus`` is
+the bus under test, ``agent_id`` an agent's :class:`uuid.UUID`, ``supervisor`` the code under
+test (yours) and the events come from :mod:`eventbus.events`; the project's tests run every
+example of this module against the real event classes.
 
 * :func:`capture_events` records every envelope published on a bus, inline, with no consumer
   task and no queue that could lag::
 
       with capture_events(bus) as captured:
-          run_the_code_under_test(bus)
+          await supervisor.run(agent_id)           # publishes AgentStarted, then AgentStopped
       assert captured.kinds == ["agent_started", "agent_stopped"]
       assert captured.of(AgentStopped)[0].success
 
@@ -14,9 +17,9 @@ Three kinds of helper, all small and all usable on asyncio and trio:
   *before* the action that causes the event and await it *after*; it cannot miss an event
   published in between::
 
-      arrived = expect(bus, ToolFinished, where=lambda e: e.tool == "grep")
-      await supervisor.run_tool("grep")          # publishes ToolFinished, maybe from a task
-      envelope = await arrived                   # AssertionError after ``timeout`` seconds
+      finished = expect(bus, ToolExecutionFinished, where=lambda e: e.tool_name == "grep")
+      await supervisor.run_tool("grep")    # publishes ToolExecutionFinished, maybe from a task
+      envelope = await finished            # AssertionError after ``timeout`` seconds
 
   ``await expect(bus, ...)`` in one expression is correct too when another task causes the
   event while this one waits.
@@ -27,27 +30,44 @@ Three kinds of helper, all small and all usable on asyncio and trio:
   shows what was there instead (the nearest envelopes or entries, not a dump), and they hide
   themselves from pytest tracebacks (``__tracebackhide__``).
 
+Every helper checks its arguments when it is called: a wrong type raises :exc:`TypeError` and
+a wrong value :exc:`ValueError`, with a message naming the parameter, never a failed
+assertion. Where an event kind is a criterion (``capture_events``' ``kinds``,
+``assert_received``'s ``expected``) a tag string is accepted, as by
+:meth:`EventBus.subscribe <eventbus.EventBus.subscribe>`; where the result is typed by the
+class (``expect``, :meth:`CapturedEvents.of`) only a class is. ``assert_audited``'s
+``action`` also takes an action class's name, as ``eventbus audit show --action`` does.
+
 The pytest plugin shipped with the package (``eventbus._pytest_plugin``, loaded automatically
-by pytest) wraps these in the ``event_bus``, ``captured_events`` and ``audit_trail`` fixtures.
+by pytest) wraps these in the ``event_bus``, ``captured_events``, ``audit_mapper`` and
+``audit_trail`` fixtures.
 """
 
 from __future__ import annotations
 
 import math
+import sys
+import uuid
 from collections import Counter, deque
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
+from types import ModuleType, TracebackType
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, get_args, overload
 
 import anyio
 import msgspec
 from anyio import ClosedResourceError, EndOfStream, WouldBlock
 
-from ._bus import EventBus, Subscription, SubscriptionStatistics, _check_kinds
+from ._bus import (
+    EventBus,
+    Subscription,
+    SubscriptionStatistics,
+    _check_kinds,
+    _check_positive_int,
+)
 from ._envelope import Envelope
 
 if TYPE_CHECKING:
-    from audit import AuditEntry, Auditor, AuditTrail
+    from audit import AuditAction, AuditEntry, Auditor, AuditTrail
 
 __all__ = [
     "CapturedEvents",
@@ -76,6 +96,20 @@ def _check_event_type(event_type: object) -> None:
     if not (isinstance(event_type, type) and issubclass(event_type, msgspec.Struct)):
         name = _type_text(event_type)
         raise TypeError(f"event_type must be a msgspec.Struct class, got {name}")
+
+
+def _got(value: object) -> str:
+    """What a bad argument is, for a TypeError: ``the class X``, or the instance's type."""
+    if isinstance(value, type):
+        return f"the class {value.__name__}"
+    if isinstance(value, Subscription):
+        return "Subscription"  # not the private queue layout's class name
+    return type(value).__name__
+
+
+def _check_sub(sub: object) -> None:
+    if not isinstance(sub, Subscription):
+        raise TypeError(f"sub must be a Subscription, got {_got(sub)}")
 
 
 def _describe(envelope: Envelope[Any]) -> str:
@@ -194,9 +228,9 @@ def capture_events(
     Recording starts when this function is called and stops when the ``with`` block ends (or
     at :meth:`CapturedEvents.stop`)::
 
-        with capture_events(bus) as captured:
-            ...
-        assert captured.kinds == [...]
+        with capture_events(bus, kinds=[AgentStopped]) as captured:
+            await supervisor.run(agent_id)         # publishes AgentStarted, then AgentStopped
+        assert captured.kinds == ["agent_stopped"]
 
     :param kinds: record only events of these classes (subclasses included) or tags.
     :returns: the :class:`CapturedEvents`, already recording.
@@ -355,8 +389,8 @@ def expect(
     Listening starts **now**, not at ``await``: create the expectation before the action that
     publishes the event, then await it::
 
-        stopped = expect(bus, AgentStopped, where=lambda e: e.agent_id == "a1")
-        await supervisor.stop("a1")
+        stopped = expect(bus, AgentStopped, where=lambda e: e.id == agent_id)
+        await supervisor.stop(agent_id)            # publishes AgentStopped
         envelope = await stopped
 
     :param event_type: the event class to wait for (subclasses match too).
@@ -365,8 +399,9 @@ def expect(
     :param timeout: seconds ``await`` waits before failing (from the ``await``, not from
         this call).
     :returns: an :class:`Expectation`; ``await`` it for the matching :class:`Envelope`.
-    :raises TypeError: for a ``bus`` that is not an EventBus or an ``event_type`` that is not
-        a msgspec Struct class.
+    :raises TypeError: for a ``bus`` that is not an EventBus, an ``event_type`` that is not
+        a msgspec Struct class (a tag string is not accepted: ``where`` receives an instance
+        of it), a ``where`` that is not callable, or a ``timeout`` that is not a number.
     :raises ValueError: if ``timeout`` is not a positive number.
 
     It only sees events published after this call, and only the first match: expect again
@@ -376,6 +411,8 @@ def expect(
     if not isinstance(bus, EventBus):
         raise TypeError(f"bus must be an EventBus, got {type(bus).__name__}")
     _check_event_type(event_type)
+    if where is not None and not callable(where):
+        raise TypeError(f"where must be callable, got {type(where).__name__}")
     if isinstance(timeout, bool) or not isinstance(timeout, int | float):
         raise TypeError(f"timeout must be a number, got {type(timeout).__name__}")
     if not timeout > 0 or math.isnan(timeout):
@@ -391,22 +428,34 @@ def assert_received(sub: Subscription[T], expected: None = None) -> Envelope[T]:
 @overload
 def assert_received(sub: Subscription[Any], expected: type[E]) -> Envelope[E]: ...
 @overload
-def assert_received(sub: Subscription[T], expected: T) -> Envelope[T]: ...
+def assert_received(sub: Subscription[T], expected: T | str) -> Envelope[T]: ...
 def assert_received(sub: Subscription[Any], expected: object = None) -> Envelope[Any]:
-    """Take the next buffered envelope from ``sub`` without waiting, and check it.
+    """Take the next buffered envelope from ``sub`` without waiting, and check it::
+
+        sub = bus.subscribe()
+        bus.publish(AgentStarted(id=agent_id))
+        bus.publish(AgentStopped(id=agent_id, success=True))
+        assert_received(sub, AgentStarted)                    # an instance of the class
+        assert_received(sub, "agent_stopped")                 # or of that kind (tag)
 
     :param expected: ``None`` (any envelope), an event class (the event must be an instance
-        of it) or an event (the event must be equal to it).
+        of it, subclasses included), a tag string (the envelope's ``kind`` must be it, as
+        with ``subscribe(kinds=...)``) or an event (the event must be equal to it).
     :returns: the envelope taken.
     :raises AssertionError: if nothing is buffered, the bus is closed and drained, the
         subscription is closed, or the envelope does not match. On a mismatch the envelope has
         been taken (as tokio's ``assert_recv!`` does), and the message says whether a matching
         one is buffered further on.
+    :raises TypeError: at once, taking nothing, if ``sub`` is not a
+        :class:`~eventbus.Subscription` or ``expected`` is none of the above (an
+        :class:`~eventbus.Envelope` included: pass its ``.event``).
 
     Like every helper here it never waits: let the publisher run first (publish is
     synchronous, so a publish in the test itself is enough).
     """
     __tracebackhide__ = True
+    _check_sub(sub)
+    _check_expected(expected)
     try:
         envelope = sub.receive_nowait()
     except WouldBlock:
@@ -439,9 +488,25 @@ def assert_received(sub: Subscription[Any], expected: object = None) -> Envelope
     )
 
 
+def _check_expected(expected: object) -> None:
+    if isinstance(expected, Envelope):
+        raise TypeError("expected must be an event, not an Envelope: pass its .event")
+    if (
+        expected is None
+        or isinstance(expected, str | msgspec.Struct)
+        or (isinstance(expected, type) and issubclass(expected, msgspec.Struct))
+    ):
+        return
+    raise TypeError(
+        f"expected must be None, an event class, a tag string or an event, got {_got(expected)}"
+    )
+
+
 def _matches(envelope: Envelope[Any], expected: object) -> bool:
     if expected is None:
         return True
+    if isinstance(expected, str):
+        return envelope.kind == expected
     if isinstance(expected, type):
         return isinstance(envelope.event, expected)
     return bool(envelope.event == expected)
@@ -450,6 +515,8 @@ def _matches(envelope: Envelope[Any], expected: object) -> bool:
 def _expected_text(expected: object) -> str:
     if expected is None:
         return "an envelope"
+    if isinstance(expected, str):
+        return f"an envelope of kind {expected!r}"
     if isinstance(expected, type):
         return f"a {expected.__name__}"
     return repr(expected)
@@ -468,8 +535,10 @@ def assert_empty(sub: Subscription[Any]) -> None:
     :raises AssertionError: if an envelope is buffered (the message shows the first few), if
         the subscription is closed, or if the bus is closed (the next receive would raise
         :exc:`anyio.EndOfStream`, which is "closed", not "empty", as in tokio).
+    :raises TypeError: if ``sub`` is not a :class:`~eventbus.Subscription`.
     """
     __tracebackhide__ = True
+    _check_sub(sub)
     stats = sub.statistics()
     if stats.buffered:
         raise AssertionError(
@@ -491,11 +560,13 @@ def assert_lagged(sub: Subscription[Any], n: int) -> SubscriptionStatistics:
 
     :returns: the statistics it checked.
     :raises AssertionError: if the count differs (the message shows every counter).
+    :raises TypeError: if ``sub`` is not a :class:`~eventbus.Subscription` or ``n`` is not an
+        int.
     :raises ValueError: if ``n`` is negative.
     """
     __tracebackhide__ = True
-    if n < 0:
-        raise ValueError(f"n must be >= 0, got {n}")
+    _check_sub(sub)
+    _check_positive_int("n", n, 0)
     stats = sub.statistics()
     if stats.lagged != n:
         raise AssertionError(
@@ -513,8 +584,10 @@ def assert_closed(sub: Subscription[Any]) -> None:
 
     :raises AssertionError: if the subscription could still deliver: the bus is open, or it
         is closed but envelopes remain buffered (the message shows the first few).
+    :raises TypeError: if ``sub`` is not a :class:`~eventbus.Subscription`.
     """
     __tracebackhide__ = True
+    _check_sub(sub)
     if sub.closed:
         return
     stats = sub.statistics()
@@ -537,42 +610,56 @@ def assert_audited(
     trail: AuditTrail | Auditor | Iterable[AuditEntry],
     *,
     actor: str | None = None,
-    action: type[msgspec.Struct] | msgspec.Struct | None = None,
+    action: type[AuditAction] | AuditAction | str | None = None,
     kind: str | None = None,
 ) -> list[AuditEntry]:
-    """Check that the audit trail holds an entry matching every given criterion.
+    """Check that the audit trail holds an entry matching every given criterion::
+
+        from audit import AgentExit, AuditTrail, attach_audit_trail
+
+        async with attach_audit_trail(bus, AuditTrail()) as auditor:
+            bus.publish(AgentStopped(id=agent_id, success=True))
+            await auditor.flush()
+        assert_audited(auditor, actor=str(agent_id), action=AgentExit)
+        assert_audited(auditor, action=AgentExit(reason="completed"), kind="agent_stopped")
+        assert_audited(auditor, action="AgentExit")
 
     :param trail: an :class:`audit.AuditTrail`, an :class:`audit.Auditor` (its trail is
-        read; the ``audit_trail`` fixture is one) or any iterable of entries.
-    :param actor: the entry's ``actor`` exactly (an agent id, ``session:<id>``, ``system``).
-    :param action: an action class (``AgentExit``: any entry whose action is one) or an
-        action (``AgentExit(reason="completed")``: equal to it).
-    :param kind: the event kind (tag) the entry was recorded from.
+        read; the ``audit_trail`` fixture is one) or any iterable of
+        :class:`audit.AuditEntry`.
+    :param actor: the entry's ``actor`` exactly, a string: an agent's id as ``str(agent_id)``,
+        ``session:<id>`` or ``system``.
+    :param action: an action class (``AgentExit``: any entry whose action is one), its name
+        (``"AgentExit"``, as ``eventbus audit show --action`` takes it) or an action
+        (``AgentExit(reason="completed")``: equal to it).
+    :param kind: the event kind (tag) the entry was recorded from, e.g. ``"agent_stopped"``.
     :returns: every matching entry, oldest first (at least one).
     :raises AssertionError: if none matches. The message shows the nearest entries (those
         matching the most criteria, newest first, at most three) and which criteria each one
         misses, not the whole trail.
-    :raises ValueError: if no criterion is given.
+    :raises TypeError: if ``trail`` is none of the above, or a criterion has the wrong type
+        (an event class or event as ``action``, a UUID as ``actor``, a class as ``kind``).
+    :raises ValueError: if no criterion is given, or ``action`` is a string that names no
+        action class (the message lists them).
 
     It reads what the trail holds *now* and never waits: with a queued auditor, ``await
     auditor.flush()`` first (the ``audit_trail`` fixture records inline and needs none).
     """
     __tracebackhide__ = True
+    # The bus library never imports audit (tests/test_layering.py). An Auditor, AuditTrail,
+    # entry or action passed in means the caller has loaded it; if it is not loaded, none of
+    # them can exist, and the checks below reject everything but an empty trail.
+    audit = sys.modules.get("audit")
+    entries = _audit_entries(trail, audit)
     if actor is None and action is None and kind is None:
         raise ValueError("assert_audited needs at least one of actor, action, kind")
-    source: Any = getattr(trail, "trail", trail)
-    entries: list[AuditEntry] = list(source)
+    _check_criterion_str("actor", actor)
+    _check_criterion_str("kind", kind)
     criteria: list[tuple[str, str, Callable[[AuditEntry], bool]]] = []
     if actor is not None:
         criteria.append(("actor", f"actor={actor!r}", lambda e: e.actor == actor))
     if action is not None:
-        if isinstance(action, type):
-            cls = action
-            criteria.append(
-                ("action", f"action={cls.__name__}", lambda e: isinstance(e.action, cls))
-            )
-        else:
-            criteria.append(("action", f"action={action!r}", lambda e: e.action == action))
+        criteria.append(_action_criterion(action, audit))
     if kind is not None:
         criteria.append(("kind", f"kind={kind!r}", lambda e: e.kind == kind))
     matched = [e for e in entries if all(test(e) for _, _, test in criteria)]
@@ -597,3 +684,52 @@ def assert_audited(
 
 def _describe_entry(entry: AuditEntry) -> str:
     return f"seq={entry.seq} actor={entry.actor!r} action={entry.action!r} kind={entry.kind!r}"
+
+
+def _check_criterion_str(name: str, value: object) -> None:
+    if value is None or isinstance(value, str):
+        return
+    if name == "actor":
+        hint = " (an agent's actor is str(agent_id))" if isinstance(value, uuid.UUID) else ""
+        raise TypeError(f"actor must be a str, got {_got(value)}{hint}")
+    raise TypeError(f"{name} must be a str (an event tag), got {_got(value)}")
+
+
+def _audit_entries(trail: object, audit: ModuleType | None) -> list[AuditEntry]:
+    """The entries of an AuditTrail, an Auditor's trail or an iterable of entries."""
+    if audit is not None and isinstance(trail, audit.Auditor):
+        return list(trail.trail)
+    if audit is not None and isinstance(trail, audit.AuditTrail):
+        return list(trail)
+    expected = "an AuditTrail, an Auditor or an iterable of AuditEntry"
+    if isinstance(trail, str | bytes | msgspec.Struct) or not isinstance(trail, Iterable):
+        raise TypeError(f"trail must be {expected}, got {_got(trail)}")
+    entries = list(trail)
+    entry_type = audit.AuditEntry if audit is not None else ()
+    for entry in entries:
+        if not isinstance(entry, entry_type):
+            raise TypeError(f"trail must be {expected}, got a {_got(trail)} holding {_got(entry)}")
+    return entries
+
+
+def _action_criterion(
+    action: object, audit: ModuleType | None
+) -> tuple[str, str, Callable[[AuditEntry], bool]]:
+    """The ``action`` criterion of assert_audited: a class, a class's name or an action."""
+    classes: tuple[type, ...] = get_args(audit.AuditAction) if audit is not None else ()
+    if isinstance(action, str):
+        if audit is None:  # no entry exists, so nothing can match; the name cannot be checked
+            return ("action", f"action={action}", lambda e: False)
+        found = [cls for cls in classes if cls.__name__ == action]
+        if not found:
+            names = ", ".join(sorted(cls.__name__ for cls in classes))
+            raise ValueError(f"action must name an audit action class ({names}), got {action!r}")
+        action = found[0]
+    if isinstance(action, type) and issubclass(action, classes):
+        cls = action
+        return ("action", f"action={cls.__name__}", lambda e: isinstance(e.action, cls))
+    if isinstance(action, classes):
+        return ("action", f"action={action!r}", lambda e: e.action == action)
+    raise TypeError(
+        f"action must be an audit action class, its name or an audit action, got {_got(action)}"
+    )

@@ -47,14 +47,17 @@ def project(pytester: pytest.Pytester) -> pytest.Pytester:
 
 def test_fixtures_are_found_without_any_configuration(project: pytest.Pytester) -> None:
     result = project.runpytest("--fixtures")
-    result.stdout.fnmatch_lines(
-        [
-            "*fixtures defined from eventbus._pytest_plugin*",
-            "event_bus -- *",
-            "captured_events -- *",
-            "audit_trail -- *",
-        ]
-    )
+    # (pytest orders them by "path:line" as text, so each is matched on its own)
+    for fixture in plugin.__all__:
+        result.stdout.fnmatch_lines(
+            ["*fixtures defined from eventbus._pytest_plugin*", f"{fixture} -- *"]
+        )
+    assert sorted(plugin.__all__) == [
+        "audit_mapper",
+        "audit_trail",
+        "captured_events",
+        "event_bus",
+    ]
 
 
 def test_event_bus_and_captured_events_on_both_backends(project: pytest.Pytester) -> None:
@@ -193,6 +196,103 @@ def test_audit_trail_records_what_the_test_publishes_on_both_backends(
         ]
     )
     result.stdout.no_fnmatch_line("*eventbus/testing.py*")
+
+
+MY_EVENTS = """
+from typing import ClassVar
+
+from eventbus import Category, KernelEvent
+
+class DeployFinished(KernelEvent, tag="deploy_finished", frozen=True, kw_only=True):
+    category: ClassVar[Category] = Category.PROC
+    service: str
+    version: str
+"""
+
+AUDIT_A_DEPLOY = """
+import uuid
+import pytest
+from audit import AgentSpawn
+from eventbus.events import AgentStarted
+from eventbus.testing import assert_audited
+from myproject.events import DeployFinished
+
+pytestmark = pytest.mark.anyio
+
+async def test_deploy_is_audited(event_bus, audit_trail):
+    event_bus.publish(DeployFinished(service="api", version="1.4.2"))
+    event_bus.publish(AgentStarted(id=uuid.UUID(int=7)))
+    await audit_trail.flush()
+    [deploy] = assert_audited(audit_trail, kind="deploy_finished")
+    print("deploy audited as", deploy.actor, deploy.action)
+    assert_audited(audit_trail, actor=str(uuid.UUID(int=7)), action=AgentSpawn)
+"""
+
+
+def _docstring_example(fixture: str) -> str:
+    from test_testing_docs import literal_blocks
+
+    (block,) = literal_blocks(getattr(plugin, fixture).__doc__)
+    return block
+
+
+def _readme_conftest() -> str:
+    from test_readme import _blocks
+
+    (block,) = [b for b in _blocks("python") if "def audit_mapper" in b]
+    return block
+
+
+@pytest.mark.parametrize("source", ["docstring", "readme"])
+def test_audit_mapper_overridden_in_a_conftest_maps_the_users_events(
+    project: pytest.Pytester, source: str
+) -> None:
+    # The conftest.py is the documented one, as written.
+    example = _readme_conftest() if source == "readme" else _docstring_example("audit_mapper")
+    project.mkpydir("myproject").joinpath("events.py").write_text(MY_EVENTS)
+    project.mkdir("custom").joinpath("conftest.py").write_text(example)
+    project.path.joinpath("custom", "test_custom.py").write_text(AUDIT_A_DEPLOY)
+    project.mkdir("default").joinpath("test_default.py").write_text(AUDIT_A_DEPLOY)
+    result = project.runpytest("-v", "-s")
+    result.assert_outcomes(passed=4)
+    # with the conftest's mapper, on both backends; without it, the default mapper's Other
+    custom = "deploy audited as system ProgramInstall(program='api', version='1.4.2')"
+    default = "deploy audited as system Other(detail='deploy_finished')"
+    assert result.stdout.str().count(custom) == 2
+    assert result.stdout.str().count(default) == 2
+    result.stdout.fnmatch_lines(
+        ["custom/test_custom.py::*trio* deploy audited as*ProgramInstall*"]
+    )
+
+
+def test_an_audit_mapper_override_that_is_not_a_mapper_fails_at_setup(
+    project: pytest.Pytester,
+) -> None:
+    project.makepyfile(
+        test_bad_mapper="""
+        import pytest
+
+        @pytest.fixture
+        def audit_mapper():
+            return {"deploy_finished": "ProgramInstall"}
+
+        @pytest.mark.anyio
+        async def test_uses_the_trail(audit_trail):
+            pass
+        """
+    )
+    result = project.runpytest()
+    result.assert_outcomes(errors=2)
+    result.stdout.fnmatch_lines(
+        ["E*TypeError: the audit_mapper fixture must return an audit.AuditMapper, got dict"]
+    )
+
+
+def test_the_audit_trail_fixtures_docstring_example_passes_as_written(
+    project: pytest.Pytester,
+) -> None:
+    project.makepyfile(test_docstring_example=_docstring_example("audit_trail"))
+    project.runpytest().assert_outcomes(passed=2)
 
 
 def test_plugin_defines_fixtures_only() -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import msgspec
 import pytest
 
@@ -81,6 +84,75 @@ async def test_assert_received_fails_on_a_closed_bus_or_subscription() -> None:
         assert_received(sub)
 
 
+async def test_assert_received_accepts_a_tag_string_as_subscribe_kinds_does() -> None:
+    bus = EventBus[msgspec.Struct]()
+    sub = bus.subscribe(name="consumer")
+    first = bus.publish(Ping(n=1))
+    bus.publish(Ping(n=2))
+    bus.publish(Pong(n=3))
+    assert assert_received(sub, "ping") is first
+    with pytest.raises(AssertionError) as info:
+        assert_received(sub, "pong")
+    assert str(info.value) == (
+        "expected to receive an envelope of kind 'pong' from 'consumer', "
+        "but received seq=2 kind='ping' event=Ping(n=2)\n"
+        "  a match is buffered further on: seq=3 kind='pong' event=Pong(n=3)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("expected", "message"),
+    [
+        (5, r"^expected must be None, an event class, a tag string or an event, got int$"),
+        (
+            dict,
+            r"^expected must be None, an event class, a tag string or an event, "
+            r"got the class dict$",
+        ),
+        (
+            {"n": 1},
+            r"^expected must be None, an event class, a tag string or an event, got dict$",
+        ),
+    ],
+    ids=["int", "class", "dict"],
+)
+async def test_assert_received_rejects_an_expected_of_another_type_and_takes_nothing(
+    expected: object, message: str
+) -> None:
+    bus = EventBus[Ping]()
+    sub = bus.subscribe()
+    bus.publish(Ping(n=1))
+    with pytest.raises(TypeError, match=message):
+        assert_received(sub, expected)  # type: ignore[call-overload]
+    assert sub.statistics().buffered == 1
+
+
+async def test_assert_received_rejects_an_envelope_and_names_its_event() -> None:
+    bus = EventBus[Ping]()
+    sub = bus.subscribe()
+    published = bus.publish(Ping(n=1))
+    with pytest.raises(
+        TypeError, match=r"^expected must be an event, not an Envelope: pass its .event$"
+    ):
+        assert_received(sub, published)  # type: ignore[call-overload]
+    assert assert_received(sub, published.event) is published
+
+
+@pytest.mark.parametrize(
+    "helper",
+    [assert_received, assert_empty, assert_closed, lambda sub: assert_lagged(sub, 0)],
+    ids=["assert_received", "assert_empty", "assert_closed", "assert_lagged"],
+)
+async def test_subscription_helpers_reject_what_is_not_a_subscription(
+    helper: Callable[[Any], object],
+) -> None:
+    bus = EventBus[Ping]()
+    with pytest.raises(TypeError, match=r"^sub must be a Subscription, got EventBus$"):
+        helper(bus)
+    with pytest.raises(TypeError, match=r"^sub must be a Subscription, got the class EventBus$"):
+        helper(EventBus)
+
+
 # -- assert_empty ---------------------------------------------------------------------------
 
 
@@ -143,6 +215,20 @@ async def test_assert_lagged_rejects_a_negative_count() -> None:
     sub = EventBus[Ping]().subscribe()
     with pytest.raises(ValueError, match=r"^n must be >= 0, got -1$"):
         assert_lagged(sub, -1)
+
+
+@pytest.mark.parametrize(
+    ("n", "message"),
+    [("1", r"^n must be an int, got str$"), (True, r"^n must be an int, got bool$")],
+    ids=["str", "bool"],
+)
+async def test_assert_lagged_rejects_a_count_that_is_not_an_int(n: object, message: str) -> None:
+    bus = EventBus[Ping]()
+    sub = bus.subscribe(max_buffer_size=1)
+    bus.publish(Ping())
+    bus.publish(Ping())
+    with pytest.raises(TypeError, match=message):
+        assert_lagged(sub, n)  # type: ignore[arg-type]
 
 
 # -- assert_closed --------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import uuid
 
 import pytest
@@ -83,6 +85,106 @@ async def test_needs_a_criterion() -> None:
         ValueError, match=r"^assert_audited needs at least one of actor, action, kind$"
     ):
         assert_audited(AuditTrail())
+
+
+async def test_reads_an_auditors_trail() -> None:
+    trail = AuditTrail()
+    async with EventBus() as bus, attach_audit_trail(bus, trail, mode="inline") as auditor:
+        bus.publish(AgentStarted(id=A1))
+    assert assert_audited(auditor, actor=str(A1)) == trail.entries()
+
+
+async def test_an_action_may_be_given_by_class_name_as_the_cli_takes_it(
+    trail: AuditTrail,
+) -> None:
+    assert assert_audited(trail, action="AgentExit") == assert_audited(trail, action=AgentExit)
+    with pytest.raises(AssertionError) as info:
+        assert_audited(trail, actor=str(A2), action="AgentExit")
+    lines = str(info.value).splitlines()
+    assert lines[0] == (
+        f"expected an audit entry with actor='{A2}', action=AgentExit; "
+        "none of the 4 entries matches; nearest:"
+    )
+    assert lines[1].endswith("(differs: actor)")
+
+
+async def test_an_unknown_action_name_is_rejected_with_the_names(trail: AuditTrail) -> None:
+    with pytest.raises(
+        ValueError,
+        match=r"^action must name an audit action class \(AccessDenied, AgentExit, "
+        r"AgentSpawn, .*, ToolResult\), got 'agent_stopped'$",
+    ):
+        assert_audited(trail, action="agent_stopped")
+
+
+@pytest.mark.parametrize(
+    ("criteria", "message"),
+    [
+        (
+            {"action": AgentStopped},
+            r"^action must be an audit action class, its name or an audit action, "
+            r"got the class AgentStopped$",
+        ),
+        (
+            {"action": AgentStopped(id=A1, success=True)},
+            r"^action must be an audit action class, its name or an audit action, "
+            r"got AgentStopped$",
+        ),
+        (
+            {"actor": A1},
+            r"^actor must be a str, got UUID \(an agent's actor is str\(agent_id\)\)$",
+        ),
+        ({"actor": 1}, r"^actor must be a str, got int$"),
+        (
+            {"kind": AgentStopped},
+            r"^kind must be a str \(an event tag\), got the class AgentStopped$",
+        ),
+    ],
+    ids=["event-class-as-action", "event-as-action", "uuid-actor", "int-actor", "class-kind"],
+)
+async def test_criteria_of_the_wrong_type_are_rejected_naming_them(
+    trail: AuditTrail, criteria: dict[str, object], message: str
+) -> None:
+    with pytest.raises(TypeError, match=message):
+        assert_audited(trail, **criteria)  # type: ignore[arg-type]
+
+
+async def test_what_is_not_a_trail_is_rejected() -> None:
+    expected = "trail must be an AuditTrail, an Auditor or an iterable of AuditEntry"
+    bus = EventBus()
+    with pytest.raises(TypeError, match=rf"^{expected}, got EventBus$"):
+        assert_audited(bus, kind="x")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=rf"^{expected}, got Subscription$"):
+        assert_audited(bus.subscribe(), kind="x")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=rf"^{expected}, got str$"):
+        assert_audited("audit.db", kind="x")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=rf"^{expected}, got a list holding AgentStarted$"):
+        assert_audited([AgentStarted(id=A1)], kind="agent_started")  # type: ignore[list-item]
+
+
+def test_it_never_imports_audit_itself() -> None:
+    # Without audit loaded no entry can exist: an empty trail fails, anything else is rejected.
+    code = """
+import sys
+from eventbus.testing import assert_audited
+for trail, criteria in [([], {"action": "AgentExit"}), ([], {"actor": "x"}), ([1], {"kind": "k"})]:
+    try:
+        assert_audited(trail, **criteria)
+    except (AssertionError, TypeError) as exc:
+        print(type(exc).__name__, exc)
+print("audit" in sys.modules)
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.splitlines() == [
+        "AssertionError expected an audit entry with action=AgentExit; none of the 0 entries "
+        "matches",
+        "AssertionError expected an audit entry with actor='x'; none of the 0 entries matches",
+        "TypeError trail must be an AuditTrail, an Auditor or an iterable of AuditEntry, "
+        "got a list holding int",
+        "False",
+    ]
 
 
 def test_hides_itself_from_tracebacks() -> None:

@@ -131,3 +131,13 @@ async def test_bad_arguments_are_rejected_with_messages_naming_them() -> None:
     with pytest.raises(TypeError, match=r"^timeout must be a number, got str$"):
         expect(bus, Ping, timeout="1")  # type: ignore[arg-type]
     assert bus._taps == ()
+
+
+@pytest.mark.parametrize(("where", "got"), [(3, "int"), ("x", "str")])
+async def test_a_where_that_is_not_callable_is_rejected_at_the_call(
+    where: object, got: str
+) -> None:
+    bus = EventBus[Ping]()
+    with pytest.raises(TypeError, match=rf"^where must be callable, got {got}$"):
+        expect(bus, Ping, where=where)  # type: ignore[arg-type]
+    assert bus._taps == ()
