@@ -1006,6 +1006,11 @@ class EventBus(Generic[T]):
         self._ring_attention(-1)
 
     def _route(self, event_type: type) -> _Route:
+        if isinstance(event_type, type) and issubclass(event_type, Envelope):
+            raise TypeError(
+                "event must be an event, not an Envelope: deliver an envelope with "
+                "publish_envelope"
+            )
         kind = _kind_of(event_type)
         subs = tuple(s for s in self._queue_subs if s._matches_type(event_type, kind))
         if any(s._where is not None for s in subs):
@@ -1048,7 +1053,8 @@ class EventBus(Generic[T]):
             :meth:`apublish` to wait instead.
         :raises RuntimeError: if called from a thread that does not run the bus's loop, or
             if a ``where`` predicate published (see :meth:`subscribe`).
-        :raises TypeError: if ``event`` is not a msgspec Struct, or an id is not a ``str``
+        :raises TypeError: if ``event`` is not a msgspec Struct (or is an :class:`Envelope`:
+            see :meth:`publish_envelope`), or an id is not a ``str``
             (a UUID too: pass ``str(uuid)``; stores and the wire carry text).
 
         Zero subscribers is not an error. An exception raised by a ``where`` predicate

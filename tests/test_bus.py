@@ -113,6 +113,20 @@ async def test_publishing_something_that_is_not_a_struct_is_a_type_error() -> No
     assert bus.statistics().published == 0
 
 
+async def test_publishing_an_envelope_as_an_event_is_a_type_error() -> None:
+    # An Envelope is a Struct too: wrapping it in another envelope is never what was meant.
+    bus = EventBus[msgspec.Struct]()
+    sub = bus.subscribe(kinds=[Ping])
+    envelope = EventBus[Ping]().publish(Ping(n=1))
+    message = r"^event must be an event, not an Envelope: deliver an envelope with "
+    for publish in (bus.publish, bus.publish_threadsafe):
+        with pytest.raises(TypeError, match=message):
+            publish(envelope)
+    assert bus.statistics().published == 0
+    assert bus.publish_envelope(envelope).event == Ping(n=1)  # the way to deliver one
+    assert sub.statistics().buffered == 1
+
+
 async def test_subscription_sees_only_events_published_after_subscribe() -> None:
     bus = EventBus[Ping]()
     bus.publish(Ping(n=1))
