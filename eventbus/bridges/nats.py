@@ -928,7 +928,8 @@ class NatsBridge(Generic[T]):
                 backoff = min(backoff * 2, 1.0)
                 if not lost.is_set():
                     # The link held, so the stream may be refusing them: nats-py reports a
-                    # refused publish as a missing ack. Its max_msg_size may have shrunk.
+                    # refused publish as a missing ack (nats-io/nats.py#985). Its
+                    # max_msg_size may have shrunk.
                     await self._read_stream_limit()
 
     async def _await_acks(
