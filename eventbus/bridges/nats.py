@@ -30,6 +30,15 @@ catalogue's ``Category`` enum), or ``"other"`` for classes without one. Headers:
 ``Nats-Msg-Id`` is the ``event_id`` (JetStream drops a retried duplicate within its duplicate
 window) and ``Eventbus-Origin`` the node id.
 
+An envelope that cannot be exported is counted (``export_failed``), logged
+(``nats_export_failed`` with its ``event_id`` and the reason) and skipped; export goes on with
+the next. That is one the codec cannot encode, a payload larger than ``max_message_bytes``,
+or a message larger than the server's ``max_payload`` or, with JetStream, the stream's
+``max_msg_size``. Those two limits count the NATS headers with the payload, and are checked
+before each publish against the connection in use, so a server restarted with a smaller
+``max_payload`` is honoured after the reconnection (the server closes a connection that sends
+a message over it).
+
 Import
 ------
 The bridge subscribes to ``{prefix}.>`` (or to the given ``kinds``), decodes each message and
@@ -54,7 +63,11 @@ field: ``max_msgs``, ``max_bytes``, ``max_age``, ``storage``, ``duplicate_window
   arrive (disconnection, ``ack_timeout``, JetStream not ready) is published again from its
   first unacknowledged envelope, with the same ``Nats-Msg-Id``, until the stream accepts it,
   so order is kept and the stream de-duplicates. While this waits, new envelopes wait in the
-  export queue, up to its bound, and what overflows is counted as lag.
+  export queue, up to its bound, and what overflows is counted as lag. The stream's
+  ``max_msg_size`` is read when the stream is bound, and again when acks fail while the link
+  holds (nats-py reports a publish the stream refused as a missing ack): an envelope over a
+  limit lowered while the bridge runs fails after one ``ack_timeout`` instead of blocking the
+  export.
 * Import reads through a pull consumer. With ``durable="name"`` it is a durable consumer: the
   first run creates it (from ``start_seq``, else from the start of the stream), later runs
   resume after the last acknowledged message, so a restarted audit process neither misses nor
@@ -76,7 +89,10 @@ the message. Afterwards it reconnects forever (every ``reconnect_time_wait`` sec
 disconnected, export waits with envelopes in its bounded queue; with JetStream they are
 published after the reconnection, without loss unless the queue overflowed (counted). Core
 NATS is at-most-once by design: messages in flight when a connection breaks, or published while
-an importer is away, are lost by the server; use JetStream where loss matters.
+an importer is away, are lost by the server; use JetStream where loss matters. A connection
+closed for good (nats-py closes it after any error the server reports) stops the export:
+``flush()`` raises :exc:`~anyio.ClosedResourceError`, and closing the bridge counts what is
+left as ``export_abandoned``.
 
 Backends
 --------
@@ -147,6 +163,15 @@ ORIGIN_HEADER: Final = "Eventbus-Origin"
 
 _DEFAULT_MAX_MESSAGE_BYTES: Final = 1 << 20
 _EXPORT_BATCH: Final = 256
+# The server counts a message's header block against its max_payload, nats-py does not: the
+# block is "NATS/1.0\r\n", then "Name: value\r\n" per header, then "\r\n".
+_HEADER_BLOCK_BYTES: Final = len(b"NATS/1.0\r\n\r\n")
+_MSG_ID_LINE_BYTES: Final = len(f"{MSG_ID_HEADER}: \r\n")
+
+# One encoded envelope: subject, payload, headers, and the bytes the server counts against its
+# max_payload (payload and header block).
+_Item = tuple[str, bytes, dict[str, str], int]
+
 _log = structlog.get_logger("eventbus.bridges.nats")
 
 # Errors of a broken or re-establishing link: wait for the connection and try again.
@@ -204,8 +229,9 @@ class BridgeStatistics:
         exported: Envelopes published to NATS (with JetStream: acknowledged by the stream).
         export_lagged: Envelopes lost by the export subscription's bounded queue (its lag).
         export_buffered: Envelopes waiting in the export queue now.
-        export_failed: Envelopes that could not be exported at all: not encodable, or larger
-            than ``max_message_bytes`` or the server's maximum payload. Each is logged.
+        export_failed: Envelopes that could not be exported at all: not encodable, a payload
+            larger than ``max_message_bytes``, or, headers included, larger than the server's
+            ``max_payload`` or the stream's ``max_msg_size``. Each is logged.
         export_retries: Publishes repeated after a disconnection or a missing acknowledgement.
         export_abandoned: Envelopes still queued or unacknowledged when the bridge closed and
             its ``close_timeout`` ran out. Logged.
@@ -399,6 +425,12 @@ class NatsBridge(Generic[T]):
         self._codec = resolve_codec(codec, event_type, max_message_bytes)
         self._max_buffer_size = max_buffer_size
         self._max_bytes = max_message_bytes
+        # The header block less the event id, which is the same for every envelope.
+        self._header_bytes = (
+            _HEADER_BLOCK_BYTES
+            + _MSG_ID_LINE_BYTES
+            + len(f"{ORIGIN_HEADER}: {node_id}\r\n".encode())
+        )
         self._fetch_batch = fetch_batch
         self._fetch_timeout = float(fetch_timeout)
         self._ack_timeout = float(ack_timeout)
@@ -431,9 +463,11 @@ class NatsBridge(Generic[T]):
         self._link_lost = asyncio.Event()
         self._export_idle = asyncio.Event()
         self._export_idle.set()
+        self._export_stopped = False  # the export loop ended: the connection closed under it
         self._in_hand = 0
         self._import_done = asyncio.Event()
         self._delivered_seq = 0  # stream seq of the last message delivered to the bus
+        self._stream_max_msg_size = 0  # the stream's limit (JetStream), <= 0: none
 
     def __repr__(self) -> str:
         mode = "jetstream" if self._jetstream else "core"
@@ -526,7 +560,9 @@ class NatsBridge(Generic[T]):
                 # Let the current batch be delivered and acknowledged, not cut in half.
                 await self._import_done.wait()
             if exc_type is None and self._sub is not None:
-                await self.flush()
+                # A connection closed for good: what is left is counted as abandoned below.
+                with contextlib.suppress(ClosedResourceError):
+                    await self.flush()
         tg.cancel_scope.cancel()
         try:
             return await tg.__aexit__(exc_type, exc_val, exc_tb)
@@ -559,11 +595,14 @@ class NatsBridge(Generic[T]):
         With JetStream that means acknowledged by the stream; with core NATS, written to the
         server (``nats`` flush). Envelopes published while it waits may be included.
 
-        :raises anyio.ClosedResourceError: if the bridge is not running.
+        :raises anyio.ClosedResourceError: if the bridge is not running, or its NATS connection
+            was closed for good (what it still holds can no longer be exported).
         """
         if self._sub is None or self._nc is None or self._closed:
             raise ClosedResourceError
         while not (self._in_hand == 0 and self._sub.statistics().buffered == 0):
+            if self._export_stopped:
+                raise ClosedResourceError("the NATS connection is closed")
             self._export_idle.clear()
             await self._export_idle.wait()
         if not self._jetstream:
@@ -706,15 +745,26 @@ class NatsBridge(Generic[T]):
             config = nats.js.api.StreamConfig(
                 **{**self._stream_config, "name": self._stream, "subjects": [wanted]}
             )
-            await js.add_stream(config)
+            info = await js.add_stream(config)
             _log.info("nats_stream_created", stream=self._stream, subjects=[wanted])
-            return
         subjects = info.config.subjects or []
         if wanted not in subjects:
             raise ValueError(
                 f"stream {self._stream!r} exists with subjects {subjects!r}, "
                 f"which do not include {wanted!r}"
             )
+        self._stream_max_msg_size = info.config.max_msg_size or 0
+
+    async def _read_stream_limit(self) -> None:
+        """Read the stream's ``max_msg_size`` again; keep the old one if that fails."""
+        js = self._js
+        assert js is not None
+        try:
+            info = await js.stream_info(self._stream)
+        except (nats.js.errors.APIError, *_LINK_ERRORS) as exc:
+            _log.warning("nats_stream_info_failed", node_id=self._node_id, error=repr(exc))
+            return
+        self._stream_max_msg_size = info.config.max_msg_size or 0
 
     # -- export ------------------------------------------------------------------------------
 
@@ -731,7 +781,7 @@ class NatsBridge(Generic[T]):
             self._subjects[event_type] = subject
         return subject
 
-    def _encode(self, envelope: Envelope[T]) -> tuple[str, bytes, dict[str, str]] | None:
+    def _encode(self, envelope: Envelope[T]) -> _Item | None:
         kind, event_id = envelope.kind, envelope.event_id
         subject = self._subject(type(envelope.event))
         if subject is None:
@@ -742,15 +792,36 @@ class NatsBridge(Generic[T]):
         except (msgspec.EncodeError, TypeError, ValueError, OverflowError) as exc:
             self._export_failed(kind, event_id, f"unencodable: {exc}")
             return None
-        limit = self._max_bytes
-        nc = self._nc
-        if nc is not None and nc.max_payload:
-            limit = min(limit, nc.max_payload)
-        if len(payload) > limit:
-            self._export_failed(kind, event_id, f"oversized: {len(payload)} bytes > limit {limit}")
+        if len(payload) > self._max_bytes:
+            reason = f"oversized: {len(payload)} bytes > max_message_bytes {self._max_bytes}"
+            self._export_failed(kind, event_id, reason)
             return None
         headers = {MSG_ID_HEADER: event_id, ORIGIN_HEADER: self._node_id}
-        return subject, payload, headers
+        size = len(payload) + self._header_bytes + len(event_id.encode())
+        return subject, payload, headers, size
+
+    def _refused_as_oversized(self, item: _Item) -> bool:
+        """Count and log ``item`` as failed if the server or the stream would refuse its size.
+
+        Checked before each publish, after any wait for the link, against the limits of the
+        connection in use: a server restarted with a smaller ``max_payload`` changes it across
+        a reconnection. Both limits count the header block with the payload; nats-py checks
+        only the payload, and the server closes a connection that sends too much (nats-py then
+        gives up on it for good), so the bridge checks the whole size itself.
+        """
+        size = item[3]
+        nc = self._nc
+        max_payload = 0 if nc is None else nc.max_payload
+        if max_payload and size > max_payload:
+            limit = f"server max_payload {max_payload}"
+        elif 0 < self._stream_max_msg_size < size:
+            limit = f"stream max_msg_size {self._stream_max_msg_size}"
+        else:
+            return False
+        subject, _, headers, _ = item
+        reason = f"oversized: {size} bytes with headers > {limit}"
+        self._export_failed(subject.rsplit(".", 1)[1], headers[MSG_ID_HEADER], reason)
+        return True
 
     def _export_failed(self, kind: str, event_id: str, reason: str) -> None:
         self._in_hand -= 1
@@ -788,25 +859,24 @@ class NatsBridge(Generic[T]):
                     await self._publish_acked(items)
                 else:
                     await self._publish_core(items)
-            except ClosedResourceError:  # the connection was closed under us
+            except ClosedResourceError:  # the connection was closed under us, for good
+                self._export_stopped = True
+                self._export_idle.set()
                 return
 
-    async def _publish_core(self, items: list[tuple[str, bytes, dict[str, str]]]) -> None:
+    async def _publish_core(self, items: list[_Item]) -> None:
         nc = self._nc
         assert nc is not None
         i = 0
         while i < len(items):
             await self._wait_link()
-            subject, payload, headers = items[i]
-            try:
-                await nc.publish(subject, payload, headers=headers)
-            except nats.errors.MaxPayloadError:
-                # The server's max_payload shrank since _encode checked it (a reconnection).
-                kind = subject.rsplit(".", 1)[1]
-                reason = f"oversized: {len(payload)} bytes > server max_payload"
-                self._export_failed(kind, headers[MSG_ID_HEADER], reason)
+            item = items[i]
+            if self._refused_as_oversized(item):  # no await since: nats-py sees the same limit
                 i += 1
                 continue
+            subject, payload, headers, _ = item
+            try:
+                await nc.publish(subject, payload, headers=headers)
             except _LINK_ERRORS as exc:
                 self._c.export_retries += 1
                 _log.warning("nats_export_retry", node_id=self._node_id, error=repr(exc))
@@ -817,21 +887,27 @@ class NatsBridge(Generic[T]):
             self._in_hand -= 1
             i += 1
 
-    async def _publish_acked(self, items: list[tuple[str, bytes, dict[str, str]]]) -> None:
+    async def _publish_acked(self, items: list[_Item]) -> None:
         js = self._js
         assert js is not None
         pending = items
         backoff = 0.05
         while pending:
             await self._wait_link()
+            # Dropped here, not retried: this server or stream can never accept them.
+            pending = [item for item in pending if not self._refused_as_oversized(item)]
+            if not pending:
+                return
             lost = self._link_lost
             futures: list[asyncio.Future[Any]] = []
             error: BaseException | None = None
             try:
-                for subject, payload, headers in pending:
+                for subject, payload, headers, _ in pending:
                     futures.append(await js.publish_async(subject, payload, headers=headers))
                 acked, error = await self._await_acks(futures, lost)
-            except _LINK_ERRORS as exc:
+            except (nats.errors.MaxPayloadError, *_LINK_ERRORS) as exc:
+                # MaxPayloadError: a reconnection to a smaller limit during this loop; the
+                # next round drops what no longer fits.
                 acked, error = _leading_successes(futures), exc
             finally:
                 for future in futures:
@@ -850,6 +926,11 @@ class NatsBridge(Generic[T]):
                 )
                 await anyio.sleep(backoff)
                 backoff = min(backoff * 2, 1.0)
+                if not lost.is_set():
+                    # The link held, so the stream may be refusing them: nats-py reports a
+                    # refused publish as a missing ack (nats-io/nats.py#985). Its
+                    # max_msg_size may have shrunk.
+                    await self._read_stream_limit()
 
     async def _await_acks(
         self, futures: list[asyncio.Future[Any]], lost: asyncio.Event
