@@ -295,6 +295,10 @@ def _build_parser() -> _Parser:
     )
     mode.add_argument("--write", type=Path, metavar="DIR", help="write the schema files to DIR")
     schema.set_defaults(run=_run_schema)
+    for subcommands in (commands, audit_commands):
+        # A missing subcommand is reported by its choices, as the usage line shows them,
+        # rather than by its dest (argparse's default: "required: audit_command").
+        subcommands.metavar = "{" + ",".join(subcommands.choices) + "}"
     return parser
 
 

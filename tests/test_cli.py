@@ -104,8 +104,9 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        ([], "eventbus: the following arguments are required: command"),
-        (["launch"], "eventbus: argument command: invalid choice: 'launch'"),
+        # A missing subcommand is named by its choices, never by an internal dest name.
+        ([], "eventbus: the following arguments are required: {demo,audit,replay,schema} ("),
+        (["launch"], "eventbus: argument {demo,audit,replay,schema}: invalid choice: 'launch'"),
         (["demo", "--bogus"], "eventbus: unrecognized arguments: --bogus"),
         (
             ["demo", "--agents", "0"],
@@ -115,7 +116,8 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
             ["demo", "--events", "many"],
             "eventbus demo: argument --events: expected a positive integer, got 'many'",
         ),
-        (["audit"], "eventbus audit: the following arguments are required: audit_command"),
+        (["audit"], "eventbus audit: the following arguments are required: {show,verify} ("),
+        (["audit", "launch"], "eventbus audit: argument {show,verify}: invalid choice: 'launch'"),
         (["audit", "show"], "eventbus audit show: the following arguments are required: PATH"),
         (
             ["audit", "show", "x.db", "--since-seq", "-1"],
