@@ -327,19 +327,15 @@ def test_verify_reads_a_store_another_process_is_writing_without_disturbing_it(
 
 @pytest.mark.parametrize("open_writer", [False, True])
 def test_the_verifying_connection_cannot_write(tmp_path: Path, open_writer: bool) -> None:
-    from audit.sinks._sqlite import connect_reader
+    from audit.sinks._sqlite import read_store
 
     path = tmp_path / "audit.db"
     with SqliteSink(path) as sink:
         sink.write(trail_of(3).entries())
         if not open_writer:
             sink.close()  # quiescent: opened read-write, with query_only
-        conn = connect_reader(path)
-        try:
-            with pytest.raises(sqlite3.OperationalError, match="readonly"):
-                conn.execute("DELETE FROM audit_entries")
-        finally:
-            conn.close()
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            read_store(path, lambda conn: conn.execute("DELETE FROM audit_entries"))
     assert verify_sink(path) is None
 
 

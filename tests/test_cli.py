@@ -447,6 +447,53 @@ def test_audit_show_reads_a_jsonl_store_and_reports_a_torn_tail(
     )
 
 
+def files_in(directory: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(directory.iterdir())}
+
+
+def test_audit_show_never_writes_not_even_the_schema_a_sink_would_add(
+    capsys: pytest.CaptureFixture[str], store: Path, tmp_path: Path
+) -> None:
+    # A store without what a SqliteSink adds on opening (an index, the schema version),
+    # as an older version or another tool may have left it: a sink would add them.
+    copy = copy_store(store, tmp_path)
+    conn = sqlite3.connect(copy)
+    with conn:
+        conn.execute("DROP INDEX audit_entries_ts")
+        conn.execute("DELETE FROM audit_meta WHERE key = 'schema_version'")
+    conn.close()
+    before = files_in(tmp_path)
+    assert list(before) == ["copy.sqlite3"]  # quiescent: nobody has it open
+    code, out, err = run(capsys, "audit", "show", str(copy))
+    assert (code, err) == (0, "")
+    assert shown_seqs(out) == [e.seq for e in entries_of(store)]
+    assert files_in(tmp_path) == before  # byte-identical, and no -wal or -shm left
+
+
+def test_audit_show_reads_the_wal_of_a_store_a_writer_has_open_mid_transaction(
+    capsys: pytest.CaptureFixture[str], store: Path, tmp_path: Path
+) -> None:
+    copy = copy_store(store, tmp_path)
+    entries = entries_of(copy)
+    with SqliteSink(copy) as sink:
+        extra = [msgspec.structs.replace(e, seq=e.seq + len(entries)) for e in entries[:3]]
+        sink.write(extra)  # committed to the -wal, not checkpointed into the file
+        database = copy.read_bytes()
+        wal = Path(f"{copy}-wal").read_bytes()
+        writer = sqlite3.connect(copy, isolation_level=None)
+        writer.execute("BEGIN IMMEDIATE")  # a writer holds the write lock meanwhile
+        try:
+            code, out, err = run(capsys, "audit", "show", str(copy), "--since-seq", "2")
+        finally:
+            writer.execute("ROLLBACK")
+            writer.close()
+        assert (code, err) == (0, "")
+        assert shown_seqs(out) == [e.seq for e in [*entries, *extra] if e.seq >= 2]
+        assert copy.read_bytes() == database  # nothing checkpointed by the reader
+        assert Path(f"{copy}-wal").read_bytes() == wal
+        sink.write([msgspec.structs.replace(extra[-1], seq=extra[-1].seq + 1)])  # still works
+
+
 @pytest.mark.parametrize("command", ["show", "verify"])
 def test_audit_commands_report_a_missing_file(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, command: str
