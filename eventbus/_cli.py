@@ -452,12 +452,15 @@ def _read_store(path: Path) -> list[AuditEntry]:
 
 def _run_audit_verify(args: argparse.Namespace) -> int:
     from audit.sinks import verify_sink
+    from audit.sinks._jsonl import anchor_path
     from audit.sinks._sqlite import UnreadableStoreError, is_sqlite_file
 
     path: Path = args.path
     _require_store_file(path)
+    anchor = anchor_path(str(path))
     try:
         sqlite = is_sqlite_file(path)
+        anchored = sqlite or os.path.exists(anchor)  # (looked at before verify reads it)
         if sqlite:
             _check_audit_sqlite(path)
         else:
@@ -480,7 +483,14 @@ def _run_audit_verify(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise _Failure(f"cannot read {path}: {exc.strerror or exc}") from None
     span = f", seq {first}..{last}" if count else ""
-    print(f"{path}: intact ({count} entries{span})")
+    # Say no more than was checked: without its anchor file, a JSONL store's chain only.
+    limits = (
+        ""
+        if anchored
+        else f"; hash chain only: no anchor file {anchor}, so a cut at either end cannot "
+        "be detected"
+    )
+    print(f"{path}: intact ({count} entries{span}{limits})")
     return 0
 
 

@@ -602,6 +602,25 @@ def test_audit_verify_checks_jsonl_stores_too(
     assert one_line(err) == f"eventbus: error: {path} is not intact: the first bad entry is seq 5"
 
 
+def test_audit_verify_says_a_jsonl_store_without_its_anchor_was_checked_for_its_chain_only(
+    capsys: pytest.CaptureFixture[str], store: Path, tmp_path: Path
+) -> None:
+    entries = entries_of(store)
+    path = tmp_path / "audit.jsonl"
+    with JsonlSink(path) as sink:
+        sink.write(entries)
+    Path(f"{path}.anchor").unlink()
+    lines = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(b"".join(lines[:-5]))  # a cut tail: undetectable without the anchor
+    n = len(entries) - 5
+    code, out, err = run(capsys, "audit", "verify", str(path))
+    assert (code, err) == (0, "")
+    assert out == (
+        f"{path}: intact ({n} entries, seq 1..{n}; hash chain only: no anchor file "
+        f"{path}.anchor, so a cut at either end cannot be detected)\n"
+    )
+
+
 def test_audit_verify_says_a_file_that_is_no_store_is_not_a_store(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
@@ -619,7 +638,12 @@ def test_audit_verify_leaves_an_empty_file_and_a_torn_only_line_to_the_chain_che
 ) -> None:
     empty = tmp_path / "empty.jsonl"
     empty.write_bytes(b"")
-    assert run(capsys, "audit", "verify", str(empty)) == (0, f"{empty}: intact (0 entries)\n", "")
+    assert run(capsys, "audit", "verify", str(empty)) == (
+        0,
+        f"{empty}: intact (0 entries; hash chain only: no anchor file {empty}.anchor, so a "
+        "cut at either end cannot be detected)\n",
+        "",
+    )
     torn = tmp_path / "torn.jsonl"  # a store cut off in its first write looks the same
     torn.write_bytes(b'{"seq": 1, "ts_ns": 17')
     code, out, err = run(capsys, "audit", "verify", str(torn))
