@@ -295,6 +295,10 @@ def _build_parser() -> _Parser:
     )
     mode.add_argument("--write", type=Path, metavar="DIR", help="write the schema files to DIR")
     schema.set_defaults(run=_run_schema)
+    for subcommands in (commands, audit_commands):
+        # A missing subcommand is reported by its choices, as the usage line shows them,
+        # rather than by its dest (argparse's default: "required: audit_command").
+        subcommands.metavar = "{" + ",".join(subcommands.choices) + "}"
     return parser
 
 
@@ -352,24 +356,27 @@ def _check_jsonl_store(path: Path) -> None:
 
 
 def _sqlite_counts(path: Path) -> tuple[int, int | None, int | None]:
-    """(entries, first seq, last seq) of a SQLite audit store, read-only (leaving no
-    ``-wal``/``-shm`` behind: see ``audit.sinks._sqlite.connect_reader``)."""
-    from audit.sinks._sqlite import connect_reader
+    """(entries, first seq, last seq) of a SQLite audit store, read-only (leaving it as it
+    found it: see ``audit.sinks._sqlite.read_store``)."""
+    from audit.sinks._sqlite import read_store
 
-    conn = connect_reader(path)
-    try:
-        count, first, last = conn.execute(
+    count, first, last = read_store(
+        path,
+        lambda conn: conn.execute(
             "SELECT count(*), min(seq), max(seq) FROM audit_entries"
-        ).fetchone()
-    finally:
-        conn.close()
+        ).fetchone(),
+    )
     return int(count), first, last
 
 
 def _check_audit_sqlite(path: Path) -> None:
     """Fail unless ``path`` is a SQLite audit store (read-only check, changes nothing)."""
+    from audit.sinks._sqlite import UnreadableStoreError
+
     try:
         _sqlite_counts(path)
+    except UnreadableStoreError as exc:  # it may be a store: say what reading it needs
+        raise _Failure(f"{exc}") from None
     except sqlite3.DatabaseError as exc:
         raise _Failure(f"{path} is not a readable audit store: {exc}") from None
 
@@ -419,17 +426,17 @@ def _run_audit_show(args: argparse.Namespace) -> int:
 
 def _read_store(path: Path) -> list[AuditEntry]:
     """Every entry of a SQLite or JSONL store, oldest first; one-line failures."""
-    from audit.sinks import SqliteSink, read_jsonl
-    from audit.sinks._sqlite import is_sqlite_file
+    from audit.sinks import read_jsonl
+    from audit.sinks._sqlite import UnreadableStoreError, is_sqlite_file, query_sqlite
 
     try:
         if is_sqlite_file(path):
-            _check_audit_sqlite(path)
-            with SqliteSink(path) as sink:
-                return sink.query()
+            return query_sqlite(path)  # read-only, never SqliteSink: that one writes
         contents = read_jsonl(path)
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # ValidationError included
         raise _Failure(f"{path} is not a JSONL audit store: {exc}") from None
+    except UnreadableStoreError as exc:  # it may be a store: say what reading it needs
+        raise _Failure(f"{exc}") from None
     except sqlite3.DatabaseError as exc:
         raise _Failure(f"{path} is not a readable audit store: {exc}") from None
     except OSError as exc:
@@ -445,12 +452,15 @@ def _read_store(path: Path) -> list[AuditEntry]:
 
 def _run_audit_verify(args: argparse.Namespace) -> int:
     from audit.sinks import verify_sink
-    from audit.sinks._sqlite import is_sqlite_file
+    from audit.sinks._jsonl import anchor_path
+    from audit.sinks._sqlite import UnreadableStoreError, is_sqlite_file
 
     path: Path = args.path
     _require_store_file(path)
+    anchor = anchor_path(str(path))
     try:
         sqlite = is_sqlite_file(path)
+        anchored = sqlite or os.path.exists(anchor)  # (looked at before verify reads it)
         if sqlite:
             _check_audit_sqlite(path)
         else:
@@ -466,12 +476,21 @@ def _run_audit_verify(args: argparse.Namespace) -> int:
             first, last = (entries[0].seq, entries[-1].seq) if entries else (None, None)
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # ValidationError included
         raise _Failure(f"{path} is not a JSONL audit store: {exc}") from None
+    except UnreadableStoreError as exc:  # it may be a store: say what reading it needs
+        raise _Failure(f"{exc}") from None
     except sqlite3.DatabaseError as exc:
         raise _Failure(f"{path} is not a readable audit store: {exc}") from None
     except OSError as exc:
         raise _Failure(f"cannot read {path}: {exc.strerror or exc}") from None
     span = f", seq {first}..{last}" if count else ""
-    print(f"{path}: intact ({count} entries{span})")
+    # Say no more than was checked: without its anchor file, a JSONL store's chain only.
+    limits = (
+        ""
+        if anchored
+        else f"; hash chain only: no anchor file {anchor}, so a cut at either end cannot "
+        "be detected"
+    )
+    print(f"{path}: intact ({count} entries{span}{limits})")
     return 0
 
 

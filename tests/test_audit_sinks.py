@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import sqlite3
 import threading
 from collections.abc import Sequence
@@ -326,19 +327,15 @@ def test_verify_reads_a_store_another_process_is_writing_without_disturbing_it(
 
 @pytest.mark.parametrize("open_writer", [False, True])
 def test_the_verifying_connection_cannot_write(tmp_path: Path, open_writer: bool) -> None:
-    from audit.sinks._sqlite import connect_reader
+    from audit.sinks._sqlite import read_store
 
     path = tmp_path / "audit.db"
     with SqliteSink(path) as sink:
         sink.write(trail_of(3).entries())
         if not open_writer:
             sink.close()  # quiescent: opened read-write, with query_only
-        conn = connect_reader(path)
-        try:
-            with pytest.raises(sqlite3.OperationalError, match="readonly"):
-                conn.execute("DELETE FROM audit_entries")
-        finally:
-            conn.close()
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            read_store(path, lambda conn: conn.execute("DELETE FROM audit_entries"))
     assert verify_sink(path) is None
 
 
@@ -466,6 +463,37 @@ def test_a_damaged_jsonl_anchor_is_reported_at_the_first_entry(
     assert verify_sink(path) == 3
     path.write_bytes(b"")
     assert verify_sink(path) == 1
+
+
+@pytest.mark.parametrize(
+    ("anchor", "error"),
+    [
+        (b"", msgspec.DecodeError),
+        (b"{not json", msgspec.DecodeError),
+        (b'{"first_seq": 3}', msgspec.ValidationError),
+        (b"[1, 2]", msgspec.ValidationError),
+    ],
+)
+def test_a_jsonl_sink_refuses_a_damaged_anchor_and_changes_nothing(
+    tmp_path: Path, anchor: bytes, error: type[Exception]
+) -> None:
+    path = tmp_path / "audit.jsonl"
+    with JsonlSink(path) as sink:
+        sink.write(trail_of(4).entries())
+    Path(f"{path}.anchor").write_bytes(anchor)
+    with path.open("ab") as f:
+        f.write(b'{"seq": 5, "ts')  # a torn tail, which opening a sink would cut off
+    before = files_in(tmp_path)
+    message = rf"^the anchor file {re.escape(str(path))}\.anchor is damaged \(.+\); the sink "
+    message += "will not write over it, since it is evidence of what the store held: keep "
+    message += "it, and write to a new store$"
+    with pytest.raises(error, match=message):
+        JsonlSink(path)
+    assert files_in(tmp_path) == before  # the evidence as it was
+    path.unlink()
+    with pytest.raises(error, match=message):
+        JsonlSink(path)
+    assert not path.exists()  # not created either
 
 
 def test_jsonl_fsync_failure_breaks_the_sink_and_keeps_what_was_written(

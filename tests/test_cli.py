@@ -104,8 +104,9 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        ([], "eventbus: the following arguments are required: command"),
-        (["launch"], "eventbus: argument command: invalid choice: 'launch'"),
+        # A missing subcommand is named by its choices, never by an internal dest name.
+        ([], "eventbus: the following arguments are required: {demo,audit,replay,schema} ("),
+        (["launch"], "eventbus: argument {demo,audit,replay,schema}: invalid choice: 'launch'"),
         (["demo", "--bogus"], "eventbus: unrecognized arguments: --bogus"),
         (
             ["demo", "--agents", "0"],
@@ -115,7 +116,8 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
             ["demo", "--events", "many"],
             "eventbus demo: argument --events: expected a positive integer, got 'many'",
         ),
-        (["audit"], "eventbus audit: the following arguments are required: audit_command"),
+        (["audit"], "eventbus audit: the following arguments are required: {show,verify} ("),
+        (["audit", "launch"], "eventbus audit: argument {show,verify}: invalid choice: 'launch'"),
         (["audit", "show"], "eventbus audit show: the following arguments are required: PATH"),
         (
             ["audit", "show", "x.db", "--since-seq", "-1"],
@@ -445,6 +447,53 @@ def test_audit_show_reads_a_jsonl_store_and_reports_a_torn_tail(
     )
 
 
+def files_in(directory: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(directory.iterdir())}
+
+
+def test_audit_show_never_writes_not_even_the_schema_a_sink_would_add(
+    capsys: pytest.CaptureFixture[str], store: Path, tmp_path: Path
+) -> None:
+    # A store without what a SqliteSink adds on opening (an index, the schema version),
+    # as an older version or another tool may have left it: a sink would add them.
+    copy = copy_store(store, tmp_path)
+    conn = sqlite3.connect(copy)
+    with conn:
+        conn.execute("DROP INDEX audit_entries_ts")
+        conn.execute("DELETE FROM audit_meta WHERE key = 'schema_version'")
+    conn.close()
+    before = files_in(tmp_path)
+    assert list(before) == ["copy.sqlite3"]  # quiescent: nobody has it open
+    code, out, err = run(capsys, "audit", "show", str(copy))
+    assert (code, err) == (0, "")
+    assert shown_seqs(out) == [e.seq for e in entries_of(store)]
+    assert files_in(tmp_path) == before  # byte-identical, and no -wal or -shm left
+
+
+def test_audit_show_reads_the_wal_of_a_store_a_writer_has_open_mid_transaction(
+    capsys: pytest.CaptureFixture[str], store: Path, tmp_path: Path
+) -> None:
+    copy = copy_store(store, tmp_path)
+    entries = entries_of(copy)
+    with SqliteSink(copy) as sink:
+        extra = [msgspec.structs.replace(e, seq=e.seq + len(entries)) for e in entries[:3]]
+        sink.write(extra)  # committed to the -wal, not checkpointed into the file
+        database = copy.read_bytes()
+        wal = Path(f"{copy}-wal").read_bytes()
+        writer = sqlite3.connect(copy, isolation_level=None)
+        writer.execute("BEGIN IMMEDIATE")  # a writer holds the write lock meanwhile
+        try:
+            code, out, err = run(capsys, "audit", "show", str(copy), "--since-seq", "2")
+        finally:
+            writer.execute("ROLLBACK")
+            writer.close()
+        assert (code, err) == (0, "")
+        assert shown_seqs(out) == [e.seq for e in [*entries, *extra] if e.seq >= 2]
+        assert copy.read_bytes() == database  # nothing checkpointed by the reader
+        assert Path(f"{copy}-wal").read_bytes() == wal
+        sink.write([msgspec.structs.replace(extra[-1], seq=extra[-1].seq + 1)])  # still works
+
+
 @pytest.mark.parametrize("command", ["show", "verify"])
 def test_audit_commands_report_a_missing_file(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, command: str
@@ -553,6 +602,25 @@ def test_audit_verify_checks_jsonl_stores_too(
     assert one_line(err) == f"eventbus: error: {path} is not intact: the first bad entry is seq 5"
 
 
+def test_audit_verify_says_a_jsonl_store_without_its_anchor_was_checked_for_its_chain_only(
+    capsys: pytest.CaptureFixture[str], store: Path, tmp_path: Path
+) -> None:
+    entries = entries_of(store)
+    path = tmp_path / "audit.jsonl"
+    with JsonlSink(path) as sink:
+        sink.write(entries)
+    Path(f"{path}.anchor").unlink()
+    lines = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(b"".join(lines[:-5]))  # a cut tail: undetectable without the anchor
+    n = len(entries) - 5
+    code, out, err = run(capsys, "audit", "verify", str(path))
+    assert (code, err) == (0, "")
+    assert out == (
+        f"{path}: intact ({n} entries, seq 1..{n}; hash chain only: no anchor file "
+        f"{path}.anchor, so a cut at either end cannot be detected)\n"
+    )
+
+
 def test_audit_verify_says_a_file_that_is_no_store_is_not_a_store(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
@@ -570,7 +638,12 @@ def test_audit_verify_leaves_an_empty_file_and_a_torn_only_line_to_the_chain_che
 ) -> None:
     empty = tmp_path / "empty.jsonl"
     empty.write_bytes(b"")
-    assert run(capsys, "audit", "verify", str(empty)) == (0, f"{empty}: intact (0 entries)\n", "")
+    assert run(capsys, "audit", "verify", str(empty)) == (
+        0,
+        f"{empty}: intact (0 entries; hash chain only: no anchor file {empty}.anchor, so a "
+        "cut at either end cannot be detected)\n",
+        "",
+    )
     torn = tmp_path / "torn.jsonl"  # a store cut off in its first write looks the same
     torn.write_bytes(b'{"seq": 1, "ts_ns": 17')
     code, out, err = run(capsys, "audit", "verify", str(torn))

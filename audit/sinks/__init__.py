@@ -65,6 +65,7 @@ def verify_sink(path: str | os.PathLike[str]) -> int | None:
         first entry's (1 for no entry) when the anchor itself is damaged: unreadable, or a
         part of it missing.
     :raises FileNotFoundError: if there is no such file.
+    :raises PermissionError: if this process may not read the file.
     :raises sqlite3.DatabaseError: if a SQLite file is not an audit store, or SQLite cannot
         read it (:exc:`sqlite3.OperationalError`, see below).
 
@@ -75,13 +76,18 @@ def verify_sink(path: str | os.PathLike[str]) -> int | None:
     - A store nobody has open is left with no ``-wal`` or ``-shm`` file beside it. (Should a
       writer open it, commit and close while the verify runs, the verify's connection,
       closing last, checkpoints those commits into the file as any SQLite connection does.)
+      A process that may not write the store or its folder reads such a store with
+      SQLite's ``immutable=1``, without locks and creating nothing (sound because nobody
+      has it open). A writer that opens it meanwhile changes the file only when it
+      checkpoints, so the file's identity, size and timestamps are compared before and
+      after the read, which is done again once if they changed. (A checkpoint that keeps
+      the size and falls within the file system's timestamp granularity of the file's
+      previous change would go unnoticed.)
     - The companions of a store a writer has open, or of one a crash left with its
-      ``-wal``, stay in place: that ``-wal`` is read, never folded into the store (a missing
-      ``-shm`` may be created beside it).
-    - A process that may not write the SQLite file itself gets a read-only connection from
-      SQLite, which must create the ``-wal`` and ``-shm`` files of a store nobody has open
-      and cannot remove them: they stay behind, owned by that process's user. Where it may
-      not create them either (a read-only folder), SQLite cannot read the store at all.
+      ``-wal``, stay in place: that ``-wal`` is read, never folded into the store. Reading
+      it needs read access to the ``-wal`` and ``-shm``, and write access to the folder if
+      the ``-shm`` is missing (it is then created, and left); without that access it raises
+      a :exc:`sqlite3.OperationalError` that names what is missing.
     """
     path = os.fspath(path)
     if is_sqlite_file(path):

@@ -106,7 +106,14 @@ class JsonlSink(FileSink):
     """Audit entries as JSON Lines, for export: one compact entry per line, ``\\n`` only.
 
     :param path: the file, created if missing, appended to otherwise.
-    :raises OSError: if the file cannot be opened.
+    :raises OSError: if the file or its anchor file cannot be opened.
+    :raises msgspec.DecodeError: if the anchor file ``<path>.anchor`` exists but is not an
+        anchor (:exc:`msgspec.ValidationError` for JSON of another shape); the message
+        names the file. The sink refuses to open, creating and changing nothing: a sink
+        only ever replaces its anchor atomically, so a damaged one was altered or
+        corrupted, and it is evidence of what the store held, not to be overwritten.
+        Keep it (:func:`verify_sink` reports such a store as bad from its first entry)
+        and write to a new store.
 
     Each :meth:`write` appends its batch with one ``write`` and an ``fsync``, then replaces
     the anchor file ``<path>.anchor`` (first and last seq and hash) atomically. The anchor is
@@ -130,6 +137,14 @@ class JsonlSink(FileSink):
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         super().__init__(path)
+        try:  # before the file is created or its torn tail cut: refuse without a change
+            anchor = _read_anchor(self._path)
+        except msgspec.DecodeError as exc:  # ValidationError included
+            raise type(exc)(
+                f"the anchor file {anchor_path(self._path)} is damaged ({exc}); the sink "
+                "will not write over it, since it is evidence of what the store held: keep "
+                "it, and write to a new store"
+            ) from None
         fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
         try:
             size = os.fstat(fd).st_size
@@ -145,7 +160,7 @@ class JsonlSink(FileSink):
             os.close(fd)
             raise
         self._fd = fd
-        self._anchor = _read_anchor(self._path)
+        self._anchor = anchor
 
     @property
     def path(self) -> str:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 import pathlib
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import TracebackType
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import msgspec
 import structlog
@@ -15,7 +15,7 @@ import structlog
 from .._entry import AuditEntry
 from ._base import FileSink, StoreAnchor, check_store, decode_action, encode_json
 
-__all__ = ["SqliteSink", "verify_sqlite"]
+__all__ = ["SqliteSink", "UnreadableStoreError", "query_sqlite", "read_store", "verify_sqlite"]
 
 _log = structlog.get_logger("audit.sinks")
 
@@ -42,46 +42,157 @@ def _is_quiescent_wal_store(path: str) -> bool:
         header = f.read(20)
     if header[18:20] != b"\x02\x02":  # the read and write versions: 2 is WAL
         return False
-    return not any(os.path.exists(path + suffix) for suffix in ("-wal", "-shm", "-journal"))
+    return not any(os.path.exists(path + suffix) for suffix in _COMPANIONS)
 
 
-def connect_reader(path: str | os.PathLike[str]) -> sqlite3.Connection:
-    """A connection that reads an audit store and leaves it as it found it.
+_COMPANIONS: Final = ("-wal", "-shm", "-journal")
+#: SQLite's primary result codes for "unable to open" and "attempt to write a readonly
+#: database": what a reader gets that may not write the file or its folder.
+_NO_ACCESS: Final = frozenset({sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_READONLY})
+_IMMUTABLE: Final = "mode=ro&immutable=1"
 
-    A reader of a WAL database needs its ``-wal`` and ``-shm`` files, and creates them if
-    they are missing; only the last connection to close removes them, after a checkpoint,
-    and a read-only connection (``mode=ro``) can do neither, so it leaves them behind.
-    Hence:
+_T = TypeVar("_T")
 
-    - a quiescent store (see :func:`_is_quiescent_wal_store`: nobody has it open, nothing
-      left unfinished) is opened read-write, with ``PRAGMA query_only``: SQL through it can
-      change nothing, and closing it, the last connection, removes the empty ``-wal`` and
-      the ``-shm`` it created. (Should a writer open the store, commit and close while the
-      connection is open, SQLite's close checkpoints those committed pages into the file,
-      as any connection would: the content is the same.)
-    - any other file (a store a writer has open, one a crash left with its ``-wal``, or not
-      a WAL database) is opened ``mode=ro``: it still sees every committed transaction,
-      those in the ``-wal`` included, never checkpoints, and leaves the companion files as
-      they were (creating a missing ``-shm`` if it must).
 
-    Never ``immutable=1``: it would ignore the ``-wal`` (committed entries) and the locks
-    of a writer, whose checkpoints could then tear what it reads. A process that may not
-    write the file itself gets a read-only connection from SQLite even with ``mode=rw``,
-    which leaves behind the ``-wal`` and ``-shm`` it had to create.
+class UnreadableStoreError(sqlite3.OperationalError):
+    """SQLite cannot read an audit store with this process's access, or the store kept
+    changing under a read without locks; the message says which, and what to do."""
 
-    :raises FileNotFoundError: if there is no such file.
-    :raises sqlite3.Error: if SQLite cannot open it.
-    """
-    path = os.fspath(path)
-    mode = "rw" if _is_quiescent_wal_store(path) else "ro"
-    uri = f"{pathlib.Path(path).absolute().as_uri()}?mode={mode}"
+
+def _may_write(path: str) -> bool:
+    return os.access(path, os.W_OK)
+
+
+def _file_state(path: str) -> tuple[int, ...]:
+    st = os.stat(path)
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _connect(path: str, params: str) -> sqlite3.Connection:
+    """A ``query_only`` connection that has already read the schema (and so opened the
+    WAL), so that a lack of access fails here rather than in the caller's first query."""
+    uri = f"{pathlib.Path(path).absolute().as_uri()}?{params}"
     conn = sqlite3.connect(uri, uri=True, isolation_level=None)
     try:
         conn.execute("PRAGMA query_only = ON")
+        conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()
     except BaseException:
         conn.close()
         raise
     return conn
+
+
+def _unreadable(path: str, exc: sqlite3.Error) -> UnreadableStoreError:
+    """The error for a store that is not quiescent and that SQLite could not open."""
+    present = [path + suffix for suffix in _COMPANIONS if os.path.exists(path + suffix)]
+    folder = os.path.dirname(os.path.abspath(path))
+    unreadable = [name for name in present if not os.access(name, os.R_OK)]
+    if unreadable:
+        need = f"read access to {' and '.join(unreadable)}"
+    elif present == [path + "-wal"] and not os.access(folder, os.W_OK):
+        need = (
+            f"its -shm file (the index of its -wal), which is missing and cannot be "
+            f"created: this user may not write {folder}"
+        )
+    else:
+        need = f"more access than this user has ({exc})"
+    state = (
+        f"a writer has it open or stopped without closing it ({', '.join(present)})"
+        if present
+        else "it is no quiescent WAL store"
+    )
+    return UnreadableStoreError(
+        f"cannot read {path} as this user: {state}, and SQLite needs {need}. Read it as "
+        f"a user with that access, or have one copy it (sqlite3 {path} '.backup COPY') "
+        "and read the copy"
+    )
+
+
+def _open_reader(path: str) -> tuple[sqlite3.Connection, bool]:
+    """A connection for :func:`read_store`, and whether it takes SQLite's locks (``False``
+    for an ``immutable=1`` connection)."""
+    quiescent = _is_quiescent_wal_store(path)
+    if quiescent and not _may_write(path):
+        return _connect(path, _IMMUTABLE), False
+    try:
+        return _connect(path, "mode=rw" if quiescent else "mode=ro"), True
+    except sqlite3.OperationalError as exc:
+        if exc.sqlite_errorcode & 0xFF not in _NO_ACCESS:
+            raise
+        if _is_quiescent_wal_store(path):  # (checked again: a writer may have closed)
+            return _connect(path, _IMMUTABLE), False
+        raise _unreadable(path, exc) from None
+
+
+def read_store(path: str | os.PathLike[str], read: Callable[[sqlite3.Connection], _T]) -> _T:
+    """Call ``read`` with a connection to the SQLite audit store at ``path`` that leaves the
+    store as it found it, and return what it returns.
+
+    The connection is ``query_only`` (SQL through it can change nothing) and is closed
+    when ``read`` returns. Which connection it is depends on the store and on the access
+    this process has:
+
+    - A quiescent store (a WAL database with no ``-wal``, ``-shm`` or ``-journal`` beside
+      it: nobody has it open, no crash left anything unfinished) that this process may
+      write is opened read-write. Closing it, the last connection, removes the empty
+      ``-wal`` and the ``-shm`` it had to create. (Should a writer open the store, commit
+      and close meanwhile, that close checkpoints those commits into the file, as any
+      connection's would: the content is the same.)
+    - A quiescent store this process may not write, or whose folder it may not write
+      (SQLite must create the ``-wal`` and ``-shm`` of a WAL database to read it), is read
+      with ``immutable=1``: without locks, creating nothing. (A read-write open would
+      leave behind a ``-wal`` and ``-shm`` owned by this user, which could lock the store's
+      writer out of its own store.) Sound because nobody has the store open; a writer
+      that opens it meanwhile commits to its ``-wal``, leaving the file as it was, until it
+      checkpoints. To catch a checkpoint during the read (which could tear a page), the
+      file's identity, size and timestamps are compared before and after: if they
+      changed, ``read`` is called again, once, on whichever connection then fits (so
+      ``read`` may run twice); if they changed again, :exc:`UnreadableStoreError`.
+      Residual risk: a checkpoint that keeps the file's size and lands within the
+      timestamp granularity of the file system (a few milliseconds on ext4) of the
+      file's previous change goes unnoticed.
+    - Any other store (one a writer has open, one a crash left with its ``-wal``, or a
+      database not in WAL mode) is opened ``mode=ro``: it sees every committed
+      transaction, those in the ``-wal`` included, never checkpoints, and leaves the
+      companion files as they were. It needs read access to the ``-wal`` and ``-shm``
+      (not write access: SQLite 3.22 and later read them without). A missing ``-shm``
+      (a ``-wal`` copied without it, say) it creates and leaves, which needs write access
+      to the folder; owned by this user, that ``-shm`` could lock out a writer who may not
+      write it.
+
+    Never ``immutable=1`` on a store that is not quiescent: it would ignore the ``-wal``
+    (committed entries) and the locks of a writer, whose checkpoints could tear the read.
+
+    :raises FileNotFoundError: if there is no such file.
+    :raises PermissionError: if this process may not read the file.
+    :raises UnreadableStoreError: (a :exc:`sqlite3.OperationalError`) if the store is not
+        quiescent and this process lacks the access SQLite needs to read it (the message
+        names it: read access to a companion file, or write access to the folder for a
+        missing ``-shm``), or if the store changed during both reads without locks.
+    :raises sqlite3.Error: if SQLite cannot open the file otherwise (not a database).
+        What ``read`` raises propagates.
+    """
+    path = os.fspath(path)
+    changed: Exception | None = None
+    for _attempt in range(2):
+        before = _file_state(path)
+        conn, locked = _open_reader(path)
+        try:
+            try:
+                result = read(conn)
+            finally:
+                conn.close()
+        except Exception as exc:
+            if locked or _file_state(path) == before:
+                raise
+            changed = exc  # (a torn page can fail the read)
+            continue
+        if locked or _file_state(path) == before:
+            return result
+    raise UnreadableStoreError(
+        f"{path} changed twice while it was read without locks (as this user may not write "
+        "it or its folder, and nobody had it open); run again"
+    ) from changed
 
 
 _SCHEMA_VERSION: Final = 1
@@ -163,6 +274,42 @@ def _entry(row: tuple[Any, ...]) -> AuditEntry:
         row[14],
         row[15],
     )
+
+
+def _query_sql(
+    *,
+    actor: str | None,
+    kind: str | None,
+    action_type: str | None,
+    since_seq: int | None,
+    until_seq: int | None,
+    since_ns: int | None,
+    until_ns: int | None,
+    limit: int | None,
+) -> tuple[str, list[Any]]:
+    """The SELECT of :meth:`SqliteSink.query` and :func:`query_sqlite`, and its parameters."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    for column, op, value in (
+        ("actor", "=", actor),
+        ("kind", "=", kind),
+        ("action_type", "=", action_type),
+        ("seq", ">=", since_seq),
+        ("seq", "<", until_seq),
+        ("ts_ns", ">=", since_ns),
+        ("ts_ns", "<", until_ns),
+    ):
+        if value is not None:
+            clauses.append(f"{column} {op} ?")
+            params.append(value)
+    sql = f"SELECT {_COLUMNS} FROM audit_entries"
+    if clauses:
+        sql += " WHERE " + " AND ".join(clauses)
+    sql += " ORDER BY seq"
+    if limit is not None:
+        sql += " LIMIT ?"
+        params.append(limit)
+    return sql, params
 
 
 class SqliteSink(FileSink):
@@ -291,27 +438,16 @@ class SqliteSink(FileSink):
         :param limit: at most this many (the oldest that match).
         :raises anyio.ClosedResourceError: if the sink is closed.
         """
-        clauses: list[str] = []
-        params: list[Any] = []
-        for column, op, value in (
-            ("actor", "=", actor),
-            ("kind", "=", kind),
-            ("action_type", "=", action_type),
-            ("seq", ">=", since_seq),
-            ("seq", "<", until_seq),
-            ("ts_ns", ">=", since_ns),
-            ("ts_ns", "<", until_ns),
-        ):
-            if value is not None:
-                clauses.append(f"{column} {op} ?")
-                params.append(value)
-        sql = f"SELECT {_COLUMNS} FROM audit_entries"
-        if clauses:
-            sql += " WHERE " + " AND ".join(clauses)
-        sql += " ORDER BY seq"
-        if limit is not None:
-            sql += " LIMIT ?"
-            params.append(limit)
+        sql, params = _query_sql(
+            actor=actor,
+            kind=kind,
+            action_type=action_type,
+            since_seq=since_seq,
+            until_seq=until_seq,
+            since_ns=since_ns,
+            until_ns=until_ns,
+            limit=limit,
+        )
         with self._lock:
             self._check_open()
             rows = self._conn.execute(sql, params).fetchall()
@@ -344,29 +480,61 @@ class SqliteSink(FileSink):
         self.close()
 
 
+def query_sqlite(
+    path: str | os.PathLike[str],
+    *,
+    actor: str | None = None,
+    kind: str | None = None,
+    action_type: str | None = None,
+    since_seq: int | None = None,
+    until_seq: int | None = None,
+    since_ns: int | None = None,
+    until_ns: int | None = None,
+    limit: int | None = None,
+) -> list[AuditEntry]:
+    """:meth:`SqliteSink.query` on the store at ``path``, through :func:`read_store`: it
+    writes nothing, so it can read a store a sink has open, or one this user may only read.
+
+    :raises FileNotFoundError, PermissionError, UnreadableStoreError: see :func:`read_store`.
+    :raises sqlite3.DatabaseError: if the file is not a SQLite audit store.
+    """
+    sql, params = _query_sql(
+        actor=actor,
+        kind=kind,
+        action_type=action_type,
+        since_seq=since_seq,
+        until_seq=until_seq,
+        since_ns=since_ns,
+        until_ns=until_ns,
+        limit=limit,
+    )
+    rows = read_store(path, lambda conn: conn.execute(sql, params).fetchall())
+    return [_entry(r) for r in rows]
+
+
 def verify_sqlite(path: str) -> int | None:
     """Verify a SQLite audit store end to end (see :func:`~audit.sinks.verify_sink`).
 
     It reads the anchor and the entries in one read transaction (one snapshot, committed
-    ``-wal`` content included) through :func:`connect_reader`.
+    ``-wal`` content included) through :func:`read_store`.
     """
-    conn = connect_reader(path)
+    return read_store(path, _verify)
+
+
+def _verify(conn: sqlite3.Connection) -> int | None:
+    conn.execute("BEGIN")
+    meta = dict(conn.execute("SELECT key, value FROM audit_meta").fetchall())
+    if not any(key in meta for key in _ANCHOR_KEYS):
+        # Nothing acknowledged: intact only if there are no rows either.
+        (oldest,) = conn.execute("SELECT min(seq) FROM audit_entries").fetchone()
+        return None if oldest is None else int(oldest)
     try:
-        conn.execute("BEGIN")
-        meta = dict(conn.execute("SELECT key, value FROM audit_meta").fetchall())
-        if not any(key in meta for key in _ANCHOR_KEYS):
-            # Nothing acknowledged: intact only if there are no rows either.
-            (oldest,) = conn.execute("SELECT min(seq) FROM audit_entries").fetchone()
-            return None if oldest is None else int(oldest)
-        try:
-            anchor = msgspec.convert({key: meta.get(key) for key in _ANCHOR_KEYS}, StoreAnchor)
-        except msgspec.ValidationError:
-            # Damaged (a sink writes all four at once): nothing can be vouched for.
-            (oldest,) = conn.execute("SELECT min(seq) FROM audit_entries").fetchone()
-            first = meta.get("first_seq")
-            return int(oldest) if oldest is not None else first if type(first) is int else 1
-        rows = conn.execute(f"SELECT {_COLUMNS} FROM audit_entries ORDER BY seq")
-        bad, _ = check_store((_entry(r) for r in rows), anchor)
-        return bad
-    finally:
-        conn.close()
+        anchor = msgspec.convert({key: meta.get(key) for key in _ANCHOR_KEYS}, StoreAnchor)
+    except msgspec.ValidationError:
+        # Damaged (a sink writes all four at once): nothing can be vouched for.
+        (oldest,) = conn.execute("SELECT min(seq) FROM audit_entries").fetchone()
+        first = meta.get("first_seq")
+        return int(oldest) if oldest is not None else first if type(first) is int else 1
+    rows = conn.execute(f"SELECT {_COLUMNS} FROM audit_entries ORDER BY seq")
+    bad, _ = check_store((_entry(r) for r in rows), anchor)
+    return bad
