@@ -249,6 +249,30 @@ def test_demo_resumes_an_existing_store_and_continues_its_chain(
     assert f"{total} in the store (seq 1..{total}), hash chain intact" in out
 
 
+def test_demo_refuses_to_resume_a_store_cut_at_its_end_and_leaves_it_reported(
+    capsys: pytest.CaptureFixture[str], store: Path, tmp_path: Path
+) -> None:
+    db = copy_store(store, tmp_path)
+    last = entries_of(db)[-1].seq
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute("DELETE FROM audit_entries WHERE seq > 10")
+    conn.close()
+    code, out, err = run(capsys, "demo", "--agents", "1", "--events", "50", "--db", str(db))
+    assert (code, out) == (1, "")
+    assert one_line(err) == (
+        f"eventbus: error: cannot resume the audit store {db}: the store at {db} ends at seq "
+        f"10, but its anchor says it committed entries up to seq {last}: entries were cut "
+        "from its end: the sink will not write over that evidence (verify_sink reports seq "
+        f"11): keep the store at {db}, and write to a new one"
+    )
+    code, _, err = run(capsys, "audit", "verify", str(db))
+    assert (code, one_line(err)) == (
+        1,
+        f"eventbus: error: {db} is not intact: the first bad entry is seq 11",
+    )
+
+
 def test_demo_without_db_uses_a_temporary_store(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -10,7 +10,10 @@ SQLite in its ``audit_meta`` table, in the same transaction as each batch; JSONL
 ``<path>.anchor`` file replaced after each batch's ``fsync``. :func:`verify_sink` checks a
 store end to end against it, so a store cut short is told from one that is merely short.
 Keep a JSONL store and its anchor file together: without the anchor only the hash chain
-can be checked, and entries cut from either end of the file go undetected.
+can be checked, and entries cut from either end of the file go undetected. A sink refuses to
+open a store that does not end where its anchor says (entries cut from its end, its newest
+entry replaced), or whose anchor is damaged: writing would advance the anchor past the
+damage, the only evidence of it.
 
 The hash chain detects edits, removals and reorderings made without recomputing hashes.
 Someone able to rewrite the whole store, anchor included, can recompute every hash (SHA-256

@@ -139,12 +139,49 @@ def check_store(
     bad, newest = check_chain(entries, start, bool(anchor.first_prev_hash))
     if bad is not None:
         return bad, newest
+    return check_end(None if newest is None else (newest.seq, newest.hash), anchor), newest
+
+
+def check_end(newest: tuple[int, str] | None, anchor: StoreAnchor) -> int | None:
+    """Whether a store whose newest entry has ``(seq, hash)`` ends where its anchor says:
+    ``None``, or the first bad seq (the newest entry's if it is not the one acknowledged,
+    the one after it if the anchor acknowledged more, the anchor's first seq if the store
+    holds no entry)."""
     if newest is None:
-        return (None if anchor.last_seq == 0 else anchor.first_seq), None
-    if newest.seq < anchor.last_seq:
-        return newest.seq + 1, newest
-    if newest.seq == anchor.last_seq and newest.hash != anchor.last_hash:
-        return newest.seq, newest
+        return None if anchor.last_seq == 0 else anchor.first_seq
+    seq, hash_ = newest
+    if seq < anchor.last_seq:
+        return seq + 1
+    if seq == anchor.last_seq and hash_ != anchor.last_hash:
+        return seq
     # Entries past the anchor (newest.seq > last_seq) were written but their batch was not
     # acknowledged (a crash between the data and the anchor): they chain, so they stand.
-    return None, newest
+    return None
+
+
+def refuse_a_damaged_end(path: str, newest: tuple[int, str] | None, anchor: StoreAnchor) -> None:
+    """What a sink does on opening a store: refuse it if its newest entry, ``(seq, hash)``
+    or ``None``, is not where its anchor says the store ends. Writing to it would advance
+    the anchor past the damage, the only evidence of a cut tail or of a newest entry
+    replaced with a recomputed hash.
+
+    :raises ValueError: naming the store, the damage and the seq :func:`verify_sink` reports.
+    """
+    bad = check_end(newest, anchor)
+    if bad is None:
+        return
+    if newest is not None and newest[0] == anchor.last_seq:
+        what = (
+            f"the newest entry of the store at {path}, seq {newest[0]}, is not the one its "
+            "anchor acknowledged: it was altered"
+        )
+    else:
+        ends = "holds no entry" if newest is None else f"ends at seq {newest[0]}"
+        what = (
+            f"the store at {path} {ends}, but its anchor says it committed entries up to "
+            f"seq {anchor.last_seq}: entries were cut from its end"
+        )
+    raise ValueError(
+        f"{what}: the sink will not write over that evidence (verify_sink reports seq {bad}): "
+        f"keep the store at {path}, and write to a new one"
+    )

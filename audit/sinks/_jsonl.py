@@ -13,7 +13,14 @@ import msgspec
 import structlog
 
 from .._entry import AuditEntry
-from ._base import FileSink, StoreAnchor, check_store, decode_entry, encode_json
+from ._base import (
+    FileSink,
+    StoreAnchor,
+    check_store,
+    decode_entry,
+    encode_json,
+    refuse_a_damaged_end,
+)
 
 __all__ = ["JsonlContents", "JsonlSink", "read_jsonl", "verify_jsonl"]
 
@@ -49,6 +56,24 @@ def _torn_tail_start(fd: int, size: int) -> int:
             return start + i + 1
         end = start
     return 0
+
+
+def _tail_lines(fd: int, end: int, n: int) -> list[bytes]:
+    """The last ``n`` lines of the file's first ``end`` bytes (which end with a ``\\n``, or
+    are none), oldest first, without their ``\\n``: read backwards, never the whole file."""
+    if n == 0 or end == 0:
+        return []
+    chunks: list[bytes] = []
+    newlines = 0
+    start = end
+    while start > 0 and newlines <= n:  # n + 1 newlines bound n complete lines
+        read_from = max(0, start - _CHUNK)
+        chunk = os.pread(fd, start - read_from, read_from)
+        chunks.append(chunk)
+        newlines += chunk.count(b"\n")
+        start = read_from
+    lines = b"".join(reversed(chunks))[:-1].split(b"\n")
+    return lines[-n:]
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +139,13 @@ class JsonlSink(FileSink):
         corrupted, and it is evidence of what the store held, not to be overwritten.
         Keep it (:func:`verify_sink` reports such a store as bad from its first entry)
         and write to a new store.
+    :raises ValueError: if the store does not end where its anchor says: the file is gone
+        or ends before the last entry the anchor acknowledged (its end was cut; a final
+        line that lost its newline counts as cut, not torn), or its newest entry is not
+        the acknowledged one. It refuses likewise, changing nothing: writing would advance
+        the anchor past the damage, the only evidence of it. The message names the seq
+        :func:`verify_sink` reports. (Complete entries past the anchor, a batch synced
+        but not yet acknowledged when a crash came, are kept and continued.)
 
     Each :meth:`write` appends its batch with one ``write`` and an ``fsync``, then replaces
     the anchor file ``<path>.anchor`` (first and last seq and hash) atomically. The anchor is
@@ -145,10 +177,23 @@ class JsonlSink(FileSink):
                 "will not write over it, since it is evidence of what the store held: keep "
                 "it, and write to a new store"
             ) from None
-        fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+        # With an anchor the store exists: a file gone is a store cut, not one to create.
+        if anchor is not None and not os.path.exists(self._path):
+            refuse_a_damaged_end(self._path, None, anchor)
+        create = os.O_CREAT if anchor is None else 0
+        fd = os.open(self._path, os.O_RDWR | os.O_APPEND | create, 0o600)
         try:
             size = os.fstat(fd).st_size
             keep = _torn_tail_start(fd, size)
+            if anchor is not None:  # before the torn tail is cut: it may be what was cut
+                newest = _tail_lines(fd, keep, 1)
+                try:
+                    entry = decode_entry(newest[0]) if newest else None
+                except msgspec.DecodeError:  # corrupt, not cut: it stays, verify reports it
+                    pass
+                else:
+                    end = None if entry is None else (entry.seq, entry.hash)
+                    refuse_a_damaged_end(self._path, end, anchor)
             self.torn_tail = size - keep
             if self.torn_tail:
                 _log.warning(

@@ -13,7 +13,14 @@ import msgspec
 import structlog
 
 from .._entry import AuditEntry
-from ._base import FileSink, StoreAnchor, check_store, decode_action, encode_json
+from ._base import (
+    FileSink,
+    StoreAnchor,
+    check_store,
+    decode_action,
+    encode_json,
+    refuse_a_damaged_end,
+)
 
 __all__ = ["SqliteSink", "UnreadableStoreError", "query_sqlite", "read_store", "verify_sqlite"]
 
@@ -318,6 +325,12 @@ class SqliteSink(FileSink):
     :param path: the database file (created if missing, with its ``-wal`` and ``-shm``
         companions).
     :raises sqlite3.Error: if the file cannot be opened or is not an audit store.
+    :raises ValueError: if the store does not end where its anchor says: rows were deleted
+        from its end, or its newest row is not the one acknowledged.
+        :exc:`msgspec.ValidationError` if its anchor is damaged (a part missing or of the
+        wrong type). Either way it refuses to open, changing nothing: writing would advance
+        the anchor past the damage, the only evidence of it. Keep the store (the message
+        names the seq :func:`verify_sink` reports) and write to a new one.
 
     One row per entry in ``audit_entries``, ``seq`` as ``INTEGER PRIMARY KEY``, the action as
     its tagged JSON plus an ``action_type`` column, both hash columns, and indexes on actor,
@@ -353,9 +366,23 @@ class SqliteSink(FileSink):
                 "INSERT OR IGNORE INTO audit_meta (key, value) VALUES ('schema_version', ?)",
                 (_SCHEMA_VERSION,),
             )
+            meta = dict(conn.execute("SELECT key, value FROM audit_meta").fetchall())
+            if any(key in meta for key in _ANCHOR_KEYS):
+                try:
+                    anchor = _anchor_of(meta)
+                except msgspec.ValidationError as exc:
+                    raise msgspec.ValidationError(
+                        f"the anchor of the store at {self._path} (its audit_meta table) is "
+                        f"damaged ({exc}); the sink will not write over it, since it is "
+                        "evidence of what the store held: keep it, and write to a new store"
+                    ) from None
+                newest = conn.execute(
+                    "SELECT seq, hash FROM audit_entries ORDER BY seq DESC LIMIT 1"
+                ).fetchone()
+                refuse_a_damaged_end(self._path, newest, anchor)
             conn.execute("COMMIT")
         except BaseException:
-            conn.close()
+            conn.close()  # (rolling back the schema of a store refused)
             raise
         self._conn = conn
 
@@ -521,6 +548,14 @@ def verify_sqlite(path: str) -> int | None:
     return read_store(path, _verify)
 
 
+def _anchor_of(meta: dict[Any, Any]) -> StoreAnchor:
+    """The anchor kept in ``audit_meta`` (its rows as a dict).
+
+    :raises msgspec.ValidationError: if a part is missing or of the wrong type.
+    """
+    return msgspec.convert({key: meta.get(key) for key in _ANCHOR_KEYS}, StoreAnchor)
+
+
 def _verify(conn: sqlite3.Connection) -> int | None:
     conn.execute("BEGIN")
     meta = dict(conn.execute("SELECT key, value FROM audit_meta").fetchall())
@@ -529,7 +564,7 @@ def _verify(conn: sqlite3.Connection) -> int | None:
         (oldest,) = conn.execute("SELECT min(seq) FROM audit_entries").fetchone()
         return None if oldest is None else int(oldest)
     try:
-        anchor = msgspec.convert({key: meta.get(key) for key in _ANCHOR_KEYS}, StoreAnchor)
+        anchor = _anchor_of(meta)
     except msgspec.ValidationError:
         # Damaged (a sink writes all four at once): nothing can be vouched for.
         (oldest,) = conn.execute("SELECT min(seq) FROM audit_entries").fetchone()
