@@ -866,3 +866,44 @@ def test_every_jsonl_line_validates_against_the_entry_schema(tmp_path: Path) -> 
     bad = msgspec.json.decode(path.read_bytes().splitlines()[0])
     bad["action"] = {"type": "Nope"}
     assert not validator.is_valid(bad)
+
+
+# -- JSONL: reading the newest entries ---------------------------------------------------------
+
+
+def bytes_read_by_this_process() -> int:
+    with open("/proc/self/io") as f:  # (rchar: bytes read through read(), pread(), ...)
+        return next(int(line.split()[1]) for line in f if line.startswith("rchar:"))
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/io"), reason="needs Linux's /proc/self/io")
+def test_jsonl_load_tail_reads_the_end_of_the_file_not_all_of_it(tmp_path: Path) -> None:
+    # An auditor reads load_tail(1) at every start: on a long-lived export that was the
+    # whole file, every time.
+    path = tmp_path / "audit.jsonl"
+    trail = AuditTrail(capacity=10)
+    with JsonlSink(path) as sink:
+        for _ in range(40):
+            sink.write([trail.append("a", Other(detail="d"), "r" * 100_000) for _ in range(2)])
+    assert path.stat().st_size > 8_000_000
+    with JsonlSink(path) as sink:
+        before = bytes_read_by_this_process()
+        assert sink.load_tail(2) == trail.entries()[-2:]
+        read = bytes_read_by_this_process() - before
+    assert read < 1_000_000  # two lines of 100 kB and the chunks around them
+
+
+@pytest.mark.parametrize("torn", [b"", b'{"seq": 99, "ts_ns"'])
+def test_jsonl_load_tail_returns_the_newest_complete_lines_whatever_their_length(
+    tmp_path: Path, torn: bytes
+) -> None:
+    path = tmp_path / "audit.jsonl"
+    trail = AuditTrail()
+    sizes = [1, 70_000, 3, 200_000, 65_000, 5, 140_000, 2]  # around the 64 KiB read chunk
+    entries = [trail.append("a", Other(detail=str(n)), "r" * n) for n in sizes]
+    with JsonlSink(path) as sink:
+        sink.write(entries)
+        with open(path, "ab") as f:  # a write torn while the sink is open (it then broke)
+            f.write(torn)
+        for n in range(len(entries) + 2):
+            assert sink.load_tail(n) == entries[max(0, len(entries) - n) :], n

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -255,7 +254,8 @@ class JsonlSink(FileSink):
                 raise
 
     def load_tail(self, n: int) -> list[AuditEntry]:
-        """The newest ``n`` complete entries, oldest first.
+        """The newest ``n`` complete entries, oldest first, read from the end of the file
+        (what it reads grows with ``n``, not with the file).
 
         A broken sink can still be read: the entries its failed write left unsynced are
         read too if their lines are complete.
@@ -268,8 +268,8 @@ class JsonlSink(FileSink):
             raise ValueError(f"n must be >= 0, got {n}")
         with self._lock:
             self._check_open()
-            lines, _ = _complete_lines(self._path)
-            tail = deque(lines, maxlen=n) if n else deque[bytes]()
+            fd = self._fd
+            tail = _tail_lines(fd, _torn_tail_start(fd, os.fstat(fd).st_size), n)
         return [decode_entry(line) for line in tail]
 
     def close(self) -> None:
