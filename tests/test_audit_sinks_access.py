@@ -148,6 +148,27 @@ def test_a_store_that_is_not_quiescent_is_never_read_without_locks(tmp_path: Pat
         assert verify_sink(path) is None
 
 
+def leave_a_stale_shm(path: Path) -> None:
+    """Leave beside the quiescent store at ``path`` a ``-shm`` without its ``-wal``: the
+    stale index a removed ``-wal`` leaves (no connection has the store open without one)."""
+    with SqliteSink(path) as sink:
+        sink.load_tail(1)
+        shm = Path(f"{path}-shm").read_bytes()
+    Path(f"{path}-shm").write_bytes(shm)
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name, f"{path.name}-shm"]
+
+
+def test_a_store_with_a_stale_shm_and_no_wal_is_read_creating_nothing(tmp_path: Path) -> None:
+    # Opened mode=ro (as a store a writer has open), it got an empty -wal, left behind.
+    path = tmp_path / "audit.db"
+    written = quiescent_store(path)
+    leave_a_stale_shm(path)
+    before = files_in(tmp_path)
+    assert query_sqlite(path) == written
+    assert verify_sink(path) is None
+    assert files_in(tmp_path) == before
+
+
 # -- as another user: root drops to nobody ----------------------------------------------------
 
 
@@ -352,3 +373,23 @@ def test_a_store_the_user_may_not_read_at_all_is_one_line(folder: Path) -> None:
         result = eventbus_as(NOBODY, "audit", command, str(path))
         assert (result.returncode, result.stdout) == (1, "")
         assert result.stderr == f"eventbus: error: cannot read {path}: Permission denied\n"
+
+
+def test_a_reader_of_a_store_with_a_stale_shm_leaves_nothing_that_locks_the_writer_out(
+    folder: Path,
+) -> None:
+    folder.chmod(0o1777)
+    path = folder / "audit.db"
+    quiescent_store(path)
+    leave_a_stale_shm(path)
+    for name in (path, Path(f"{path}-shm")):
+        os.chown(name, WRITER, WRITER)
+        name.chmod(0o644)
+    before = files_in(folder)
+    assert len(shown(eventbus_as(NOBODY, "audit", "show", str(path), "--json"))) == 5
+    verify = eventbus_as(NOBODY, "audit", "verify", str(path))
+    assert (verify.returncode, verify.stdout, verify.stderr) == (0, intact(path, 5), "")
+    assert files_in(folder) == before  # no -wal of nobody's, which the writer cannot write
+    writer = as_user(WRITER, [sys.executable, "-c", _APPEND, str(path)])
+    assert (writer.returncode, writer.stdout, writer.stderr) == (0, "6\n", "")
+    assert verify_sink(path) is None

@@ -79,7 +79,8 @@ def verify_sink(path: str | os.PathLike[str]) -> int | None:
     - A store nobody has open is left with no ``-wal`` or ``-shm`` file beside it. (Should a
       writer open it, commit and close while the verify runs, the verify's connection,
       closing last, checkpoints those commits into the file as any SQLite connection does.)
-      A process that may not write the store or its folder reads such a store with
+      A process that may not write the store or its folder, or any process when a stale
+      ``-shm`` is left beside the store without its ``-wal``, reads such a store with
       SQLite's ``immutable=1``, without locks and creating nothing (sound because nobody
       has it open). A writer that opens it meanwhile changes the file only when it
       checkpoints, so the file's identity, size and timestamps are compared before and

@@ -40,16 +40,18 @@ def is_sqlite_file(path: str | os.PathLike[str]) -> bool:
 
 def _is_quiescent_wal_store(path: str) -> bool:
     """Whether ``path`` is a WAL database that no connection has open and no crash left
-    unfinished: its header says WAL and it has no ``-wal``, ``-shm`` or ``-journal`` file.
+    unfinished: its header says WAL and it has no ``-wal`` or ``-journal`` file.
 
     (A read-write connection would fold a leftover ``-wal`` into the file when it closes,
-    and roll back a leftover ``-journal`` when it opens: both are writes.)
+    and roll back a leftover ``-journal`` when it opens: both are writes. A ``-shm`` without
+    its ``-wal`` is a stale index: a connection to a WAL database keeps its ``-wal``, which
+    it creates before the ``-shm`` and removes after it.)
     """
     with open(path, "rb") as f:
         header = f.read(20)
     if header[18:20] != b"\x02\x02":  # the read and write versions: 2 is WAL
         return False
-    return not any(os.path.exists(path + suffix) for suffix in _COMPANIONS)
+    return not any(os.path.exists(path + suffix) for suffix in ("-wal", "-journal"))
 
 
 _COMPANIONS: Final = ("-wal", "-shm", "-journal")
@@ -119,7 +121,9 @@ def _open_reader(path: str) -> tuple[sqlite3.Connection, bool]:
     """A connection for :func:`read_store`, and whether it takes SQLite's locks (``False``
     for an ``immutable=1`` connection)."""
     quiescent = _is_quiescent_wal_store(path)
-    if quiescent and not _may_write(path):
+    if quiescent and (not _may_write(path) or os.path.exists(path + "-shm")):
+        # (a stale -shm: a connection that takes locks would create a -wal beside it, and
+        # either leave it, or remove the -shm too, a file that was not its own)
         return _connect(path, _IMMUTABLE), False
     try:
         return _connect(path, "mode=rw" if quiescent else "mode=ro"), True
@@ -139,17 +143,19 @@ def read_store(path: str | os.PathLike[str], read: Callable[[sqlite3.Connection]
     when ``read`` returns. Which connection it is depends on the store and on the access
     this process has:
 
-    - A quiescent store (a WAL database with no ``-wal``, ``-shm`` or ``-journal`` beside
-      it: nobody has it open, no crash left anything unfinished) that this process may
-      write is opened read-write. Closing it, the last connection, removes the empty
-      ``-wal`` and the ``-shm`` it had to create. (Should a writer open the store, commit
-      and close meanwhile, that close checkpoints those commits into the file, as any
-      connection's would: the content is the same.)
+    - A quiescent store (a WAL database with no ``-wal`` or ``-journal`` beside it: nobody
+      has it open, no crash left anything unfinished) that this process may write, and
+      with no ``-shm`` either, is opened read-write. Closing it, the last connection,
+      removes the empty ``-wal`` and the ``-shm`` it had to create. (Should a writer open
+      the store, commit and close meanwhile, that close checkpoints those commits into
+      the file, as any connection's would: the content is the same.)
     - A quiescent store this process may not write, or whose folder it may not write
-      (SQLite must create the ``-wal`` and ``-shm`` of a WAL database to read it), is read
-      with ``immutable=1``: without locks, creating nothing. (A read-write open would
+      (SQLite must create the ``-wal`` and ``-shm`` of a WAL database to read it), or
+      that has a stale ``-shm`` (left without its ``-wal``), is read with ``immutable=1``:
+      without locks, creating nothing, leaving that ``-shm``. (A read-write open would
       leave behind a ``-wal`` and ``-shm`` owned by this user, which could lock the store's
-      writer out of its own store.) Sound because nobody has the store open; a writer
+      writer out of its own store; so would a ``mode=ro`` open beside a stale ``-shm``,
+      with the empty ``-wal`` it creates.) Sound because nobody has the store open; a writer
       that opens it meanwhile commits to its ``-wal``, leaving the file as it was, until it
       checkpoints. To catch a checkpoint during the read (which could tear a page), the
       file's identity, size and timestamps are compared before and after: if they
