@@ -451,9 +451,9 @@ def _read_store(path: Path) -> list[AuditEntry]:
 
 
 def _run_audit_verify(args: argparse.Namespace) -> int:
-    from audit.sinks import verify_sink
     from audit.sinks._jsonl import anchor_path
     from audit.sinks._sqlite import UnreadableStoreError, is_sqlite_file
+    from audit.sinks._verify import check_sink
 
     path: Path = args.path
     _require_store_file(path)
@@ -461,19 +461,13 @@ def _run_audit_verify(args: argparse.Namespace) -> int:
     try:
         sqlite = is_sqlite_file(path)
         anchored = sqlite or os.path.exists(anchor)  # (looked at before verify reads it)
-        if sqlite:
-            _check_audit_sqlite(path)
-        else:
+        if not sqlite:
             _check_jsonl_store(path)
-        bad = verify_sink(path)
-        if bad is not None:
-            raise _Failure(f"{path} is not intact: the first bad entry is seq {bad}")
-        if sqlite:
-            count, first, last = _sqlite_counts(path)
-        else:
-            entries = _read_store(path)
-            count = len(entries)
-            first, last = (entries[0].seq, entries[-1].seq) if entries else (None, None)
+        # One read verifies and counts: a writer may append between two reads.
+        check = check_sink(path)
+        if check.bad is not None:
+            raise _Failure(f"{path} is not intact: the first bad entry is seq {check.bad}")
+        count, first, last = check.entries, check.first_seq, check.last_seq
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # ValidationError included
         raise _Failure(f"{path} is not a JSONL audit store: {exc}") from None
     except UnreadableStoreError as exc:  # it may be a store: say what reading it needs

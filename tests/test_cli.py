@@ -11,6 +11,7 @@ import re
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ import pytest
 import structlog
 import structlog.testing
 
-from audit import AuditEntry
+from audit import AuditEntry, AuditTrail, Other
 from audit.sinks import JsonlSink, SqliteSink
 from eventbus._cli import main
 
@@ -624,6 +625,57 @@ def test_audit_verify_checks_jsonl_stores_too(
     code, _, err = run(capsys, "audit", "verify", str(path))
     assert code == 1
     assert one_line(err) == f"eventbus: error: {path} is not intact: the first bad entry is seq 5"
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "jsonl"])
+def test_audit_verify_counts_the_entries_it_verified_while_a_writer_appends(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    store: Path,
+    tmp_path: Path,
+    kind: str,
+) -> None:
+    # The success line used to count the entries in a later read than the one verified:
+    # with a writer appending meanwhile, it claimed entries that were never checked.
+    from audit.sinks import _jsonl, _sqlite
+
+    path = tmp_path / ("audit.db" if kind == "sqlite" else "audit.jsonl")
+    open_sink: type[SqliteSink | JsonlSink] = SqliteSink if kind == "sqlite" else JsonlSink
+    trail = AuditTrail()
+    with open_sink(path) as sink:
+        sink.write(entries_of(store)[:10])
+        trail.restore(sink)
+
+    def append() -> None:  # a writer in another process commits a batch
+        with open_sink(path) as sink:
+            sink.write([trail.append("writer", Other(detail="meanwhile"), "r")])
+
+    if kind == "sqlite":
+        real_read_store = _sqlite.read_store
+
+        def read_store(path: Any, read: Any) -> Any:
+            try:
+                return real_read_store(path, read)
+            finally:
+                append()
+
+        monkeypatch.setattr(_sqlite, "read_store", read_store)
+    else:
+        real_complete_lines = _jsonl._complete_lines
+
+        def complete_lines(path: str) -> tuple[Iterator[bytes], list[int]]:
+            lines, torn = real_complete_lines(path)
+
+            def then_append() -> Iterator[bytes]:
+                yield from lines
+                append()
+
+            return then_append(), torn
+
+        monkeypatch.setattr(_jsonl, "_complete_lines", complete_lines)
+    code, out, err = run(capsys, "audit", "verify", str(path))
+    assert (code, err) == (0, "")
+    assert out == f"{path}: intact (10 entries, seq 1..10)\n"
 
 
 def test_audit_verify_says_a_jsonl_store_without_its_anchor_was_checked_for_its_chain_only(

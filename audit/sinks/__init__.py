@@ -33,8 +33,9 @@ from __future__ import annotations
 import os
 
 from ._base import AuditSink
-from ._jsonl import JsonlContents, JsonlSink, read_jsonl, verify_jsonl
-from ._sqlite import SqliteSink, is_sqlite_file, verify_sqlite
+from ._jsonl import JsonlContents, JsonlSink, read_jsonl
+from ._sqlite import SqliteSink
+from ._verify import check_sink
 
 __all__ = [
     "AuditSink",
@@ -93,7 +94,4 @@ def verify_sink(path: str | os.PathLike[str]) -> int | None:
       the ``-shm`` is missing (it is then created, and left); without that access it raises
       a :exc:`sqlite3.OperationalError` that names what is missing.
     """
-    path = os.fspath(path)
-    if is_sqlite_file(path):
-        return verify_sqlite(path)
-    return verify_jsonl(path)
+    return check_sink(path).bad

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Final, Protocol, runtime_checkable
 
 import msgspec
@@ -121,6 +122,29 @@ class FileSink:
         """What :meth:`write` does with an empty batch: nothing, unless closed or broken."""
         with self._lock:
             self._check_usable()
+
+
+@dataclass(frozen=True, slots=True)
+class StoreCheck:
+    """What verifying a store found, all in the one read that verified it.
+
+    Attributes:
+        bad: ``None`` if the store is intact, else its first bad seq (see
+            :func:`~audit.sinks.verify_sink`).
+        entries: The entries an intact store holds (0 for a store that is not).
+        first_seq: The seq of the first of them (``None`` for none).
+        last_seq: The seq of the last of them (``None`` for none).
+    """
+
+    bad: int | None
+    entries: int
+    first_seq: int | None
+    last_seq: int | None
+
+    @classmethod
+    def bad_at(cls, seq: int) -> StoreCheck:
+        """A store that is not intact, from ``seq`` on."""
+        return cls(seq, 0, None, None)
 
 
 def check_store(

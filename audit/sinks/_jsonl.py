@@ -15,6 +15,7 @@ from .._entry import AuditEntry
 from ._base import (
     FileSink,
     StoreAnchor,
+    StoreCheck,
     check_store,
     decode_entry,
     encode_json,
@@ -298,10 +299,12 @@ class JsonlSink(FileSink):
         self.close()
 
 
-def verify_jsonl(path: str) -> int | None:
-    """Verify a JSONL audit store end to end (see :func:`~audit.sinks.verify_sink`)."""
+def verify_jsonl(path: str) -> StoreCheck:
+    """Verify a JSONL audit store end to end (see :func:`~audit.sinks.verify_sink`),
+    and say what it holds if intact, from the same read."""
     lines, torn = _complete_lines(path)
     broken = [False]
+    first: list[AuditEntry] = []
 
     def entries() -> Iterator[AuditEntry]:
         for line in lines:
@@ -310,19 +313,24 @@ def verify_jsonl(path: str) -> int | None:
             except (msgspec.DecodeError, msgspec.ValidationError):
                 broken[0] = True
                 return
+            if not first:
+                first.append(entry)
             yield entry
 
     try:
         anchor = _read_anchor(path)
     except (msgspec.DecodeError, msgspec.ValidationError):
         # A damaged anchor file: nothing can be vouched for.
-        first = next(entries(), None)
-        return 1 if first is None else first.seq
+        oldest = next(entries(), None)
+        return StoreCheck.bad_at(1 if oldest is None else oldest.seq)
     bad, newest = check_store(entries(), anchor)
     if bad is not None:
-        return bad
+        return StoreCheck.bad_at(bad)
     if broken[0] or torn[0]:
         if newest is not None:
-            return newest.seq + 1
-        return 1 if anchor is None else anchor.first_seq
-    return None
+            return StoreCheck.bad_at(newest.seq + 1)
+        return StoreCheck.bad_at(1 if anchor is None else anchor.first_seq)
+    if newest is None:
+        return StoreCheck(None, 0, None, None)
+    # Intact: a run of consecutive seqs.
+    return StoreCheck(None, newest.seq - first[0].seq + 1, first[0].seq, newest.seq)

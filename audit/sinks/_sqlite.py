@@ -16,6 +16,7 @@ from .._entry import AuditEntry
 from ._base import (
     FileSink,
     StoreAnchor,
+    StoreCheck,
     check_store,
     decode_action,
     encode_json,
@@ -545,11 +546,11 @@ def query_sqlite(
     return [_entry(r) for r in rows]
 
 
-def verify_sqlite(path: str) -> int | None:
+def verify_sqlite(path: str) -> StoreCheck:
     """Verify a SQLite audit store end to end (see :func:`~audit.sinks.verify_sink`).
 
     It reads the anchor and the entries in one read transaction (one snapshot, committed
-    ``-wal`` content included) through :func:`read_store`.
+    ``-wal`` content included) through :func:`read_store`, and counts them in it too.
     """
     return read_store(path, _verify)
 
@@ -562,20 +563,23 @@ def _anchor_of(meta: dict[Any, Any]) -> StoreAnchor:
     return msgspec.convert({key: meta.get(key) for key in _ANCHOR_KEYS}, StoreAnchor)
 
 
-def _verify(conn: sqlite3.Connection) -> int | None:
+def _verify(conn: sqlite3.Connection) -> StoreCheck:
     conn.execute("BEGIN")
+    count, oldest, newest = conn.execute(
+        "SELECT count(*), min(seq), max(seq) FROM audit_entries"
+    ).fetchone()
     meta = dict(conn.execute("SELECT key, value FROM audit_meta").fetchall())
     if not any(key in meta for key in _ANCHOR_KEYS):
         # Nothing acknowledged: intact only if there are no rows either.
-        (oldest,) = conn.execute("SELECT min(seq) FROM audit_entries").fetchone()
-        return None if oldest is None else int(oldest)
+        return StoreCheck(None, 0, None, None) if oldest is None else StoreCheck.bad_at(oldest)
     try:
         anchor = _anchor_of(meta)
     except msgspec.ValidationError:
         # Damaged (a sink writes all four at once): nothing can be vouched for.
-        (oldest,) = conn.execute("SELECT min(seq) FROM audit_entries").fetchone()
         first = meta.get("first_seq")
-        return int(oldest) if oldest is not None else first if type(first) is int else 1
+        return StoreCheck.bad_at(
+            int(oldest) if oldest is not None else first if type(first) is int else 1
+        )
     rows = conn.execute(f"SELECT {_COLUMNS} FROM audit_entries ORDER BY seq")
     bad, _ = check_store((_entry(r) for r in rows), anchor)
-    return bad
+    return StoreCheck.bad_at(bad) if bad is not None else StoreCheck(None, count, oldest, newest)
