@@ -194,6 +194,14 @@ class Auditor:
         if self._state != "new":
             raise RuntimeError("an Auditor runs once; call attach_audit_trail() again")
         self._state = "running"
+        if self._sink is not None and not self._resume:
+            # Before attaching to the bus: an auditor refused records nothing, not even
+            # in inline mode what is published while the store is read.
+            try:
+                await self._check_continues()
+            except BaseException:
+                self._teardown()
+                raise
         bus = self._bus
         if self._mode == "inline":
             self._remove_tap = bus.add_tap(self._record)
@@ -222,19 +230,18 @@ class Auditor:
                 )
             else:
                 self._written_seq = self._enqueued_seq = self._trail.last_seq
-                if self._sink is not None:
-                    await self._check_continues(self._trail.last_seq, self._trail._prev)
         except BaseException:
             self._teardown()
             raise
 
-    async def _check_continues(self, seq: int, head: str) -> None:
-        """Refuse a sink whose newest entry is not the trail's (``seq``, ``head``) before
-        anything is written to it: the trail would write seqs the store already has (SQLite
-        refuses them deep inside the writer; JSONL would take them, and its chain would then
-        read as tampered)."""
+    async def _check_continues(self) -> None:
+        """Refuse a sink whose newest entry is not the trail's newest before anything is
+        written to it: the trail would write seqs the store already has (SQLite refuses
+        them deep inside the writer; JSONL would take them, and its chain would then read
+        as tampered)."""
         assert self._sink is not None
         newest = await anyio.to_thread.run_sync(self._sink.load_tail, 1)
+        seq, head = self._trail.last_seq, self._trail._prev  # (as they are once attached)
         if newest and (newest[-1].seq != seq or newest[-1].hash != head):
             raise ValueError(
                 f"sink already holds entries up to seq {newest[-1].seq} that this trail does "
@@ -746,7 +753,9 @@ def attach_audit_trail(
         thread. Envelopes published meanwhile are kept (renumbered after the restored ones).
         Without it, a sink that already holds entries is refused when the auditor starts
         (:exc:`ValueError`) unless ``trail`` ends exactly where the store does: a restarted
-        process must pass ``resume=True`` to append to its old store.
+        process must pass ``resume=True`` to append to its old store. (The auditor reads
+        the sink's newest entry, ``load_tail(1)``, in a worker thread before it attaches
+        to the bus, so one refused records nothing; the read's own errors propagate.)
     :param on_sink_error: when a sink write fails (disk full, fsync error): ``"raise"``
         (default) lets the error end the auditor, so it surfaces from the ``async with``
         block or task group (in an :exc:`ExceptionGroup`); ``"count"`` logs
@@ -754,7 +763,9 @@ def attach_audit_trail(
         the failed sink is not written again, and what it committed stays intact.
     :returns: an :class:`Auditor`, not yet started.
     :raises ValueError, TypeError: for bad arguments (at once); :exc:`ValueError` also when
-        the auditor starts, for a non-empty sink it would not continue (see ``resume``).
+        the auditor starts, for a non-empty sink it would not continue (see ``resume``),
+        and the errors of reading the sink then (:exc:`anyio.ClosedResourceError` for a
+        closed one, the store's own for one it cannot read).
 
     A mapping function or redactor that raises does not stop the consumer: the envelope is
     recorded as ``Other(detail="mapping_failed:{kind}:{error}")`` with actor ``"system"``,

@@ -6,13 +6,15 @@ deep inside the writer thread, JSONL took it and its chain then read as tampered
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import ClassVar
 
+import anyio
 import pytest
 
-from audit import AuditMapper, AuditTrail, Other, attach_audit_trail
+from audit import AuditEntry, AuditMapper, AuditTrail, Other, attach_audit_trail
 from audit.sinks import AuditSink, JsonlSink, SqliteSink, verify_sink
 from eventbus import EventBus
 from eventbus.events import Category, KernelEvent
@@ -122,3 +124,84 @@ async def test_an_empty_store_needs_no_resume(open_sink: Callable[[], AuditSink]
         await run(sink, AuditTrail(), range(0), "queued")  # opened, nothing written
         await run(sink, AuditTrail(), range(2), "queued")
         assert [e.seq for e in sink.load_tail(100)] == [1, 2]
+
+
+class GatedSink:
+    """A sink whose reads wait until :attr:`release` is set (after setting :attr:`reading`)."""
+
+    def __init__(self, inner: AuditSink) -> None:
+        self.inner = inner
+        self.reading = threading.Event()
+        self.release = threading.Event()
+
+    def write(self, entries: Sequence[AuditEntry]) -> None:
+        self.inner.write(entries)
+
+    def load_tail(self, n: int) -> list[AuditEntry]:
+        self.reading.set()
+        assert self.release.wait(10)
+        return self.inner.load_tail(n)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+async def publish_while_the_auditor_reads_the_store(
+    sink: GatedSink, trail: AuditTrail, mode: str
+) -> ValueError | None:
+    """Start an auditor on ``sink`` and publish once while it reads the store; return
+    the ValueError it was refused with, if it was."""
+    refused: list[ValueError] = []
+    async with EventBus() as bus:
+
+        async def start() -> None:
+            try:
+                async with attach_audit_trail(
+                    bus,
+                    trail,
+                    mapper=pinger(),
+                    sink=sink,
+                    mode=mode,  # type: ignore[arg-type]
+                ) as auditor:
+                    bus.publish(Ping(n=1))
+                    await auditor.flush()
+            except ValueError as exc:
+                refused.append(exc)
+
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(start)
+                assert await anyio.to_thread.run_sync(sink.reading.wait, 10)
+                bus.publish(Ping(n=0))  # while the auditor checks the store
+                sink.release.set()
+    return refused[0] if refused else None
+
+
+@MODES
+async def test_an_auditor_refused_at_start_records_nothing_in_its_trail(
+    open_sink: Callable[[], AuditSink], mode: str
+) -> None:
+    # In inline mode the tap was attached before the check: an event published while the
+    # store was read went into the user's trail, though the auditor was refused.
+    with open_sink() as sink:  # type: ignore[attr-defined]
+        await run(sink, AuditTrail(), range(3), "queued")
+    trail = AuditTrail()
+    with open_sink() as sink:  # type: ignore[attr-defined]
+        refused = await publish_while_the_auditor_reads_the_store(GatedSink(sink), trail, mode)
+        assert [e.seq for e in sink.load_tail(100)] == [1, 2, 3]
+    assert isinstance(refused, ValueError)
+    assert (len(trail), trail.last_seq) == (0, 0)
+
+
+@MODES
+async def test_an_auditor_accepted_at_start_writes_what_its_trail_holds(
+    open_sink: Callable[[], AuditSink], mode: str
+) -> None:
+    trail = AuditTrail()
+    with open_sink() as sink:  # type: ignore[attr-defined]
+        await run(sink, trail, range(3), "queued")
+        refused = await publish_while_the_auditor_reads_the_store(GatedSink(sink), trail, mode)
+        assert refused is None
+        assert sink.load_tail(100) == trail.entries()
+        assert trail.entries()[-1].action == Other(detail="ping:1")
+    assert verify_sink(path_of(sink)) is None
