@@ -907,3 +907,28 @@ def test_jsonl_load_tail_returns_the_newest_complete_lines_whatever_their_length
             f.write(torn)
         for n in range(len(entries) + 2):
             assert sink.load_tail(n) == entries[max(0, len(entries) - n) :], n
+
+
+def test_sqlite_sink_refuses_a_database_that_is_not_an_audit_store_and_leaves_it(
+    tmp_path: Path,
+) -> None:
+    # It used to add its tables to any SQLite database, and switch it to WAL for good.
+    path = tmp_path / "app.db"
+    _sqlite(path, "CREATE TABLE orders (id INTEGER)")
+    before = path.read_bytes()
+    with pytest.raises(
+        sqlite3.DatabaseError,
+        match=rf"^{re.escape(str(path))} is a SQLite database but not an audit store \(it has "
+        r"no audit_entries table\): the sink will not add its tables to it$",
+    ):
+        SqliteSink(path)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["app.db"]
+
+
+def test_sqlite_sink_creates_its_store_in_an_empty_database_file(tmp_path: Path) -> None:
+    path = tmp_path / "audit.db"
+    path.write_bytes(b"")  # e.g. made by mktemp
+    with SqliteSink(path) as sink:
+        sink.write(trail_of(2).entries())
+    assert verify_sink(path) is None

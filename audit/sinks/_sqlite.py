@@ -331,7 +331,9 @@ class SqliteSink(FileSink):
 
     :param path: the database file (created if missing, with its ``-wal`` and ``-shm``
         companions).
-    :raises sqlite3.Error: if the file cannot be opened or is not an audit store.
+    :raises sqlite3.Error: if the file cannot be opened or is not an audit store
+        (:exc:`sqlite3.DatabaseError` for a file that is no SQLite database, or one with
+        tables but no ``audit_entries``: the sink adds its tables only to an empty one).
     :raises ValueError: if the store does not end where its anchor says: rows were deleted
         from its end, or its newest row is not the one acknowledged.
         :exc:`msgspec.ValidationError` if its anchor is damaged (a part missing or of the
@@ -364,6 +366,13 @@ class SqliteSink(FileSink):
         super().__init__(path)
         conn = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None)
         try:
+            schema = conn.execute("SELECT name FROM sqlite_schema WHERE type = 'table'")
+            tables = {name for (name,) in schema}
+            if tables and "audit_entries" not in tables:  # before WAL mode, a lasting change
+                raise sqlite3.DatabaseError(
+                    f"{self._path} is a SQLite database but not an audit store (it has no "
+                    "audit_entries table): the sink will not add its tables to it"
+                )
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("BEGIN IMMEDIATE")
