@@ -440,7 +440,7 @@ def _read_store(path: Path) -> list[AuditEntry]:
     except sqlite3.DatabaseError as exc:
         raise _Failure(f"{path} is not a readable audit store: {exc}") from None
     except OSError as exc:
-        raise _Failure(f"cannot read {path}: {exc.strerror or exc}") from None
+        raise _Failure(f"cannot read {exc.filename or path}: {exc.strerror or exc}") from None
     if contents.torn_tail:
         print(
             f"{_PROG}: warning: {path} ends with a torn line ({contents.torn_tail} bytes), "
@@ -474,8 +474,8 @@ def _run_audit_verify(args: argparse.Namespace) -> int:
         raise _Failure(f"{exc}") from None
     except sqlite3.DatabaseError as exc:
         raise _Failure(f"{path} is not a readable audit store: {exc}") from None
-    except OSError as exc:
-        raise _Failure(f"cannot read {path}: {exc.strerror or exc}") from None
+    except OSError as exc:  # (the store, or its anchor file: name the one)
+        raise _Failure(f"cannot read {exc.filename or path}: {exc.strerror or exc}") from None
     span = f", seq {first}..{last}" if count else ""
     # Say no more than was checked: without its anchor file, a JSONL store's chain only.
     limits = (

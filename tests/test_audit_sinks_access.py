@@ -21,7 +21,7 @@ import msgspec
 import pytest
 
 from audit import AuditEntry, AuditTrail, Other
-from audit.sinks import SqliteSink, _sqlite, verify_sink
+from audit.sinks import JsonlSink, SqliteSink, _sqlite, verify_sink
 from audit.sinks._sqlite import UnreadableStoreError, query_sqlite, read_store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -393,3 +393,14 @@ def test_a_reader_of_a_store_with_a_stale_shm_leaves_nothing_that_locks_the_writ
     writer = as_user(WRITER, [sys.executable, "-c", _APPEND, str(path)])
     assert (writer.returncode, writer.stdout, writer.stderr) == (0, "6\n", "")
     assert verify_sink(path) is None
+
+
+def test_a_jsonl_anchor_the_user_may_not_read_is_named_not_the_store(folder: Path) -> None:
+    path = folder / "audit.jsonl"
+    with JsonlSink(path) as sink:
+        sink.write(entries(3))
+    path.chmod(0o644)
+    Path(f"{path}.anchor").chmod(0o600)
+    result = eventbus_as(NOBODY, "audit", "verify", str(path))
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr == f"eventbus: error: cannot read {path}.anchor: Permission denied\n"
