@@ -776,6 +776,8 @@ class EventBus(Generic[T]):
         "_seq",
         "_space",
         "_subs",
+        "_tap_backlog",
+        "_tapping",
         "_taps",
         "_thread_id",
         "_token",
@@ -813,6 +815,8 @@ class EventBus(Generic[T]):
         self._apublish_budget = COOPERATIVE_BUDGET
         self._names = 0
         self._taps: tuple[Callable[[Envelope[T]], object], ...] = ()
+        self._tapping = False  # taps are running: a publish they make waits in the backlog
+        self._tap_backlog: deque[Envelope[T]] = deque()
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
@@ -1141,11 +1145,39 @@ class EventBus(Generic[T]):
             self._run_taps(envelope)
 
     def _run_taps(self, envelope: Envelope[T]) -> None:
-        for tap in self._taps:
-            try:
-                tap(envelope)
-            except Exception:
-                _log.exception("bus_tap_failed", tap=repr(tap), seq=envelope.seq)
+        """Call every tap with ``envelope``. A publish made by a tap is delivered at once, but
+        reaches the taps only after every tap has seen ``envelope``: each tap sees envelopes
+        in seq order."""
+        if self._tapping:
+            self._tap_backlog.append(envelope)
+            return
+        self._tapping = True
+        try:
+            for tap in self._taps:
+                try:
+                    tap(envelope)
+                except Exception:
+                    _log.exception("bus_tap_failed", tap=repr(tap), seq=envelope.seq)
+            if self._tap_backlog:
+                self._run_tap_backlog()
+        except BaseException:
+            # Cut short (a tap raised through the guard): what taps published was delivered,
+            # but no later publish may hand it to the taps out of order.
+            self._tap_backlog.clear()
+            raise
+        finally:
+            self._tapping = False
+
+    def _run_tap_backlog(self) -> None:
+        """Run the taps on what taps published, oldest first (``_run_taps`` is running)."""
+        backlog = self._tap_backlog
+        while backlog:
+            envelope = backlog.popleft()
+            for tap in self._taps:
+                try:
+                    tap(envelope)
+                except Exception:
+                    _log.exception("bus_tap_failed", tap=repr(tap), seq=envelope.seq)
 
     def publish_envelope(self, envelope: Envelope[T], *, keep_seq: bool = False) -> Envelope[T]:
         """Deliver an envelope stamped elsewhere (a session log, another process).
@@ -1193,6 +1225,10 @@ class EventBus(Generic[T]):
         task. It adds its own cost to every publish, so keep it short (the audit trail's
         ``inline`` mode is one). An exception raised by a tap is logged (``bus_tap_failed``)
         and does not reach the publisher.
+
+        Every tap sees envelopes in ``seq`` order. A tap may publish: that envelope is
+        delivered to the subscriptions at once, but reaches the taps only after the envelope
+        being tapped has reached them all.
 
         :returns: a function that removes the tap (idempotent).
         :raises TypeError: if ``tap`` is not callable.

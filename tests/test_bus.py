@@ -742,6 +742,59 @@ async def test_taps_run_inside_publish_and_a_failing_tap_does_not_reach_the_publ
         bus.add_tap(3)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("send", ["publish", "publish_envelope"])
+async def test_a_publish_from_a_tap_reaches_every_tap_after_the_envelope_it_reacts_to(
+    send: str,
+) -> None:
+    # Taps see envelopes in seq order (capture_events, expect and the inline audit trail rely
+    # on it), also when one of them publishes in reaction to the envelope the others have not
+    # seen yet.
+    bus = EventBus[Ping]()
+    sub = bus.subscribe()
+    donor = EventBus[Ping]()
+    seen: dict[str, list[int]] = {"reacting": [], "later": []}
+
+    def reacting(envelope: Envelope[Ping]) -> None:
+        seen["reacting"].append(envelope.seq)
+        if envelope.event.n < 2:
+            event = Ping(n=envelope.event.n + 1)
+            if send == "publish":
+                reaction = bus.publish(event)
+            else:
+                reaction = bus.publish_envelope(donor.publish(event))
+            assert reaction.seq == envelope.seq + 1  # it is published at once
+
+    bus.add_tap(reacting)
+    bus.add_tap(lambda e: seen["later"].append(e.seq))
+    bus.publish(Ping(n=0))
+    assert seen == {"reacting": [1, 2, 3], "later": [1, 2, 3]}
+    assert drain(sub) == [1, 2, 3]
+    bus.publish(Ping(n=5))  # and nothing is left over for the next publish
+    assert seen == {"reacting": [1, 2, 3, 4], "later": [1, 2, 3, 4]}
+
+
+async def test_a_tap_raising_through_the_guard_leaves_later_publishes_tapped_in_order() -> None:
+    class Interrupt(BaseException):  # as KeyboardInterrupt would, from inside a tap
+        pass
+
+    bus = EventBus[Ping]()
+    seen: list[int] = []
+
+    def reacting(envelope: Envelope[Ping]) -> None:
+        if envelope.event.n == 1:
+            bus.publish(Ping(n=2))
+            raise Interrupt
+
+    bus.add_tap(reacting)
+    bus.add_tap(lambda e: seen.append(e.seq))
+    with pytest.raises(Interrupt):
+        bus.publish(Ping(n=1))
+    assert bus.statistics().published == 2  # both were delivered; their taps were cut short
+    bus.publish(Ping(n=3))
+    bus.publish(Ping(n=4))
+    assert seen == [3, 4]
+
+
 # -- scale ----------------------------------------------------------------------------------
 
 
