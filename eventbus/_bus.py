@@ -1067,7 +1067,11 @@ class EventBus(Generic[T]):
         """
         if self._owner != get_ident():
             self._guard("publish")
-        if correlation_id is not None or causation_id is not None:
+        # Exact str passes at the cost of two compares; anything else gets the full check
+        # (a str subclass passes it too).
+        if (correlation_id is not None and correlation_id.__class__ is not str) or (
+            causation_id is not None and causation_id.__class__ is not str
+        ):
             _check_ids(correlation_id, causation_id)
         route = self._routes.get(type(event))
         if route is None:

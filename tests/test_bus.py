@@ -232,6 +232,15 @@ async def test_ids_that_are_not_text_are_refused_before_anything_is_published(
     assert bus.publish(Ping(), **{name: "job-7"}).seq == 1  # text is fine
 
 
+async def test_ids_of_a_str_subclass_are_text_too() -> None:
+    class JobId(str):
+        pass
+
+    bus = EventBus[Ping]()
+    envelope = bus.publish(Ping(), correlation_id=JobId("job-7"), causation_id=JobId("e-1"))
+    assert (envelope.correlation_id, envelope.causation_id) == ("job-7", "e-1")
+
+
 async def test_bad_subscribe_arguments_are_rejected_with_messages_naming_them() -> None:
     bus = EventBus[Ping]()
     with pytest.raises(
