@@ -1198,12 +1198,16 @@ class EventBus(Generic[T]):
         :raises ValueError: if ``keep_seq`` is true and ``envelope.seq`` is not greater than
             the bus's last ``seq``.
         :raises anyio.ClosedResourceError, anyio.WouldBlock, RuntimeError, TypeError: as
-            :meth:`publish`.
+            :meth:`publish` (the envelope's correlation and causation ids are checked as
+            publish checks its arguments).
         """
         if self._owner != get_ident():
             self._guard("publish_envelope")
         if not isinstance(envelope, Envelope):
             raise TypeError(f"envelope must be an Envelope, got {type(envelope).__name__}")
+        # Decoded envelopes were validated by msgspec; one built or replaced by hand was not.
+        if envelope.correlation_id is not None or envelope.causation_id is not None:
+            _check_ids(envelope.correlation_id, envelope.causation_id, "envelope.")
         route = self._routes.get(type(envelope.event))
         if route is None:
             route = self._route(type(envelope.event))
@@ -1463,12 +1467,13 @@ class EventBus(Generic[T]):
         )
 
 
-def _check_ids(correlation_id: object, causation_id: object) -> None:
+def _check_ids(correlation_id: object, causation_id: object, owner: str = "") -> None:
     """Refuse ids that are not text: an envelope carries them into audit stores and onto the
-    wire, where anything else fails later and far away (a verify, a sink's insert)."""
+    wire, where anything else fails later and far away (a verify, a sink's insert). ``owner``
+    prefixes the names in the message (``"envelope."``)."""
     for name, value in (("correlation_id", correlation_id), ("causation_id", causation_id)):
         if value is not None and not isinstance(value, str):
-            raise TypeError(f"{name} must be a str or None, got {type(value).__name__}")
+            raise TypeError(f"{owner}{name} must be a str or None, got {type(value).__name__}")
 
 
 def _check_positive_int(name: str, value: object, minimum: int = 1) -> int:

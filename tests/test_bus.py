@@ -232,6 +232,24 @@ async def test_ids_that_are_not_text_are_refused_before_anything_is_published(
     assert bus.publish(Ping(), **{name: "job-7"}).seq == 1  # text is fine
 
 
+@pytest.mark.parametrize("name", ["correlation_id", "causation_id"])
+async def test_publish_envelope_refuses_ids_that_are_not_text_as_publish_does(name: str) -> None:
+    # An envelope built or replaced by hand is not validated by msgspec: the bus checks it.
+    bus = EventBus[Ping]()
+    sub = bus.subscribe()
+    stamped = EventBus[Ping]().publish(Ping())
+    bad = msgspec.structs.replace(stamped, **{name: uuid.UUID(int=7)})
+    message = rf"^envelope.{name} must be a str or None, got UUID$"
+    for keep_seq in (False, True):
+        with pytest.raises(TypeError, match=message):
+            bus.publish_envelope(bad, keep_seq=keep_seq)
+        with pytest.raises(TypeError, match=message):
+            await bus.apublish_envelope(bad, keep_seq=keep_seq)
+    assert bus.statistics().published == 0
+    assert sub.statistics().buffered == 0
+    assert bus.publish_envelope(stamped).seq == 1
+
+
 async def test_ids_of_a_str_subclass_are_text_too() -> None:
     class JobId(str):
         pass
