@@ -1198,16 +1198,14 @@ class EventBus(Generic[T]):
         :raises ValueError: if ``keep_seq`` is true and ``envelope.seq`` is not greater than
             the bus's last ``seq``.
         :raises anyio.ClosedResourceError, anyio.WouldBlock, RuntimeError, TypeError: as
-            :meth:`publish` (the envelope's correlation and causation ids are checked as
-            publish checks its arguments).
+            :meth:`publish` (the envelope's ids are checked as publish checks its arguments:
+            a ``TypeError`` if one is not text).
         """
         if self._owner != get_ident():
             self._guard("publish_envelope")
         if not isinstance(envelope, Envelope):
             raise TypeError(f"envelope must be an Envelope, got {type(envelope).__name__}")
-        # Decoded envelopes were validated by msgspec; one built or replaced by hand was not.
-        if envelope.correlation_id is not None or envelope.causation_id is not None:
-            _check_ids(envelope.correlation_id, envelope.causation_id, "envelope.")
+        _check_envelope_ids(envelope)
         route = self._routes.get(type(envelope.event))
         if route is None:
             route = self._route(type(envelope.event))
@@ -1418,7 +1416,13 @@ class EventBus(Generic[T]):
         a correlation). Explicit arguments always win. The scope is a context variable: it
         follows the current task (and threads started with a copied context), applies to any
         bus, and nests.
+
+        :raises TypeError: on entering the block, if ``envelope`` is not an :class:`Envelope`
+            or one of its ids is not text (as :meth:`publish` refuses such ids).
         """
+        if not isinstance(envelope, Envelope):
+            raise TypeError(f"envelope must be an Envelope, got {type(envelope).__name__}")
+        _check_envelope_ids(envelope)
         global _causation_in_use
         _causation_in_use = True
         token = _cause.set(envelope)
@@ -1474,6 +1478,16 @@ def _check_ids(correlation_id: object, causation_id: object, owner: str = "") ->
     for name, value in (("correlation_id", correlation_id), ("causation_id", causation_id)):
         if value is not None and not isinstance(value, str):
             raise TypeError(f"{owner}{name} must be a str or None, got {type(value).__name__}")
+
+
+def _check_envelope_ids(envelope: Envelope[Any]) -> None:
+    """Refuse an envelope whose ids are not text. Decoded envelopes were validated by msgspec,
+    one built or replaced by hand was not; as a cause (``caused_by``, a ``track_causation``
+    consumer) its ids become those of later publishes, past publish's own check."""
+    if not isinstance(envelope.event_id, str):
+        raise TypeError(f"envelope.event_id must be a str, got {type(envelope.event_id).__name__}")
+    if envelope.correlation_id is not None or envelope.causation_id is not None:
+        _check_ids(envelope.correlation_id, envelope.causation_id, "envelope.")
 
 
 def _check_positive_int(name: str, value: object, minimum: int = 1) -> int:

@@ -699,6 +699,29 @@ async def test_caused_by_links_publishes_and_explicit_ids_win() -> None:
     assert (after.causation_id, after.correlation_id) == (None, None)
 
 
+@pytest.mark.parametrize("name", ["event_id", "correlation_id"])
+async def test_ids_passed_on_through_causation_are_checked_where_the_cause_comes_in(
+    name: str,
+) -> None:
+    # A cause's ids become the next publishes' ids, past publish's own check of its
+    # arguments: caused_by, and publish_envelope (the way into a track_causation consumer),
+    # refuse a cause whose ids are not text.
+    bus = EventBus[Ping]()
+    sub = bus.subscribe()
+    bad = msgspec.structs.replace(EventBus[Ping]().publish(Ping()), **{name: uuid.UUID(int=7)})
+    message = rf"^envelope.{name} must be a str( or None)?, got UUID$"
+    with pytest.raises(TypeError, match=message), bus.caused_by(bad):
+        bus.publish(Ping())
+    with pytest.raises(TypeError, match=message):
+        bus.publish_envelope(bad)
+    assert bus.statistics().published == 0
+    assert sub.statistics().buffered == 0
+    refused = pytest.raises(TypeError, match=r"^envelope must be an Envelope, got str$")
+    with refused, bus.caused_by("e-1"):  # type: ignore[arg-type]
+        bus.publish(Ping())
+    assert bus.statistics().published == 0
+
+
 async def test_track_causation_links_what_a_consumer_publishes_to_what_it_received() -> None:
     bus = EventBus[msgspec.Struct]()
     tracked = bus.subscribe(kinds=[Ping], track_causation=True)
