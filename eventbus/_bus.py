@@ -1208,6 +1208,8 @@ class EventBus(Generic[T]):
         _check_envelope_ids(envelope)
         route = self._routes.get(type(envelope.event))
         if route is None:
+            if isinstance(envelope.event, Envelope):  # (_route's hint would name this method)
+                raise TypeError("envelope.event must be an event, not an Envelope")
             route = self._route(type(envelope.event))
         if keep_seq:
             if envelope.seq <= self._seq:

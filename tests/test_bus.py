@@ -127,6 +127,16 @@ async def test_publishing_an_envelope_as_an_event_is_a_type_error() -> None:
     assert sub.statistics().buffered == 1
 
 
+async def test_publish_envelope_refuses_an_envelope_wrapped_in_another() -> None:
+    # The hint publish gives (use publish_envelope) would be wrong here: this is that call.
+    bus = EventBus[msgspec.Struct]()
+    inner = EventBus[Ping]().publish(Ping(n=1))
+    wrapped = msgspec.structs.replace(inner, event=inner)
+    with pytest.raises(TypeError, match=r"^envelope.event must be an event, not an Envelope$"):
+        bus.publish_envelope(wrapped)
+    assert bus.statistics().published == 0
+
+
 async def test_subscription_sees_only_events_published_after_subscribe() -> None:
     bus = EventBus[Ping]()
     bus.publish(Ping(n=1))
