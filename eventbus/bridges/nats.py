@@ -296,8 +296,9 @@ class NatsBridge(Generic[T]):
     :param event_type: the event class or union of tagged classes that imported messages
         decode to: ``AnyKernelEvent`` (default), or e.g. ``MyEvent | AnyKernelEvent``.
     :param subject_prefix: the first subject token(s); default ``"kernel"``.
-    :param node_id: this process's id, put in every exported envelope's ``origin``; default
-        random. Give every bridged process a different one.
+    :param node_id: this process's id, put in every exported envelope's ``origin`` and
+        ``Eventbus-Origin`` header; default random. Give every bridged process a different
+        one. Printable, without leading or trailing spaces (a header value loses them).
     :param export: publish local envelopes to NATS.
     :param import_: deliver envelopes from NATS into the local bus.
     :param kinds: only these event classes or tags cross the bridge, in both directions.
@@ -370,8 +371,16 @@ class NatsBridge(Generic[T]):
             _check_token(token_, "each subject_prefix token")
         if node_id is None:
             node_id = os.urandom(8).hex()
-        elif not isinstance(node_id, str) or not node_id or not node_id.isprintable():
-            raise ValueError(f"node_id must be a non-empty printable str, got {node_id!r}")
+        elif (
+            not isinstance(node_id, str)
+            or not node_id
+            or not node_id.isprintable()
+            or node_id != node_id.strip()  # nats-py strips header values
+        ):
+            raise ValueError(
+                "node_id must be a non-empty printable str without leading or trailing "
+                f"spaces, got {node_id!r}"
+            )
         if not (export or import_):
             raise ValueError("export and import_ must not both be false")
         if not jetstream and (durable is not None or start_seq is not None):
