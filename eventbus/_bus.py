@@ -816,7 +816,8 @@ class EventBus(Generic[T]):
         self._names = 0
         self._taps: tuple[Callable[[Envelope[T]], object], ...] = ()
         self._tapping = False  # taps are running: a publish they make waits in the backlog
-        self._tap_backlog: deque[Envelope[T]] = deque()
+        self._tap_backlog: deque[tuple[Envelope[T], tuple[Callable[[Envelope[T]], object], ...]]]
+        self._tap_backlog = deque()
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
@@ -1153,7 +1154,7 @@ class EventBus(Generic[T]):
         reaches the taps only after every tap has seen ``envelope``: each tap sees envelopes
         in seq order."""
         if self._tapping:
-            self._tap_backlog.append(envelope)
+            self._tap_backlog.append((envelope, self._taps))  # the taps at its publish
             return
         self._tapping = True
         try:
@@ -1176,8 +1177,8 @@ class EventBus(Generic[T]):
         """Run the taps on what taps published, oldest first (``_run_taps`` is running)."""
         backlog = self._tap_backlog
         while backlog:
-            envelope = backlog.popleft()
-            for tap in self._taps:
+            envelope, taps = backlog.popleft()
+            for tap in taps:
                 try:
                     tap(envelope)
                 except Exception:
@@ -1235,8 +1236,8 @@ class EventBus(Generic[T]):
         and does not reach the publisher.
 
         Every tap sees envelopes in ``seq`` order. A tap may publish: that envelope is
-        delivered to the subscriptions at once, but reaches the taps only after the envelope
-        being tapped has reached them all.
+        delivered to the subscriptions at once, but reaches the taps (those there when it was
+        published, as always) only after the envelope being tapped has reached them all.
 
         :returns: a function that removes the tap (idempotent).
         :raises TypeError: if ``tap`` is not callable.

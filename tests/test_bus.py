@@ -833,6 +833,23 @@ async def test_a_publish_from_a_tap_reaches_every_tap_after_the_envelope_it_reac
     assert seen == {"reacting": [1, 2, 3, 4], "later": [1, 2, 3, 4]}
 
 
+async def test_a_tap_removed_after_a_tap_published_still_sees_what_was_published_before() -> None:
+    # The taps a publish reaches are those added when it was made, as without a backlog.
+    bus = EventBus[Ping]()
+    seen: list[int] = []
+
+    def reacting(envelope: Envelope[Ping]) -> None:
+        if envelope.event.n == 1:
+            bus.publish(Ping(n=2))
+            remove()  # e.g. an expectation satisfied by the envelope being tapped
+            bus.publish(Ping(n=3))
+
+    bus.add_tap(reacting)
+    remove = bus.add_tap(lambda e: seen.append(e.seq))
+    bus.publish(Ping(n=1))
+    assert seen == [1, 2]
+
+
 async def test_a_tap_raising_through_the_guard_leaves_later_publishes_tapped_in_order() -> None:
     class Interrupt(BaseException):  # as KeyboardInterrupt would, from inside a tap
         pass
