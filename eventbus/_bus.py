@@ -1206,7 +1206,14 @@ class EventBus(Generic[T]):
             self._guard("publish_envelope")
         if not isinstance(envelope, Envelope):
             raise TypeError(f"envelope must be an Envelope, got {type(envelope).__name__}")
-        _check_envelope_ids(envelope)
+        # Exact str ids pass here, as in publish; anything else gets the full check.
+        correlation_id, causation_id = envelope.correlation_id, envelope.causation_id
+        if (
+            envelope.event_id.__class__ is not str
+            or (correlation_id is not None and correlation_id.__class__ is not str)
+            or (causation_id is not None and causation_id.__class__ is not str)
+        ):
+            _check_envelope_ids(envelope)
         route = self._routes.get(type(envelope.event))
         if route is None:
             if isinstance(envelope.event, Envelope):  # (_route's hint would name this method)
