@@ -776,6 +776,8 @@ class EventBus(Generic[T]):
         "_seq",
         "_space",
         "_subs",
+        "_tap_backlog",
+        "_tapping",
         "_taps",
         "_thread_id",
         "_token",
@@ -813,6 +815,9 @@ class EventBus(Generic[T]):
         self._apublish_budget = COOPERATIVE_BUDGET
         self._names = 0
         self._taps: tuple[Callable[[Envelope[T]], object], ...] = ()
+        self._tapping = False  # taps are running: a publish they make waits in the backlog
+        self._tap_backlog: deque[tuple[Envelope[T], tuple[Callable[[Envelope[T]], object], ...]]]
+        self._tap_backlog = deque()
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
@@ -1063,7 +1068,11 @@ class EventBus(Generic[T]):
         """
         if self._owner != get_ident():
             self._guard("publish")
-        if correlation_id is not None or causation_id is not None:
+        # Exact str passes at the cost of two compares; anything else gets the full check
+        # (a str subclass passes it too).
+        if (correlation_id is not None and correlation_id.__class__ is not str) or (
+            causation_id is not None and causation_id.__class__ is not str
+        ):
             _check_ids(correlation_id, causation_id)
         route = self._routes.get(type(event))
         if route is None:
@@ -1141,11 +1150,39 @@ class EventBus(Generic[T]):
             self._run_taps(envelope)
 
     def _run_taps(self, envelope: Envelope[T]) -> None:
-        for tap in self._taps:
-            try:
-                tap(envelope)
-            except Exception:
-                _log.exception("bus_tap_failed", tap=repr(tap), seq=envelope.seq)
+        """Call every tap with ``envelope``. A publish made by a tap is delivered at once, but
+        reaches the taps only after every tap has seen ``envelope``: each tap sees envelopes
+        in seq order."""
+        if self._tapping:
+            self._tap_backlog.append((envelope, self._taps))  # the taps at its publish
+            return
+        self._tapping = True
+        try:
+            for tap in self._taps:
+                try:
+                    tap(envelope)
+                except Exception:
+                    _log.exception("bus_tap_failed", tap=repr(tap), seq=envelope.seq)
+            if self._tap_backlog:
+                self._run_tap_backlog()
+        except BaseException:
+            # Cut short (a tap raised through the guard): what taps published was delivered,
+            # but no later publish may hand it to the taps out of order.
+            self._tap_backlog.clear()
+            raise
+        finally:
+            self._tapping = False
+
+    def _run_tap_backlog(self) -> None:
+        """Run the taps on what taps published, oldest first (``_run_taps`` is running)."""
+        backlog = self._tap_backlog
+        while backlog:
+            envelope, taps = backlog.popleft()
+            for tap in taps:
+                try:
+                    tap(envelope)
+                except Exception:
+                    _log.exception("bus_tap_failed", tap=repr(tap), seq=envelope.seq)
 
     def publish_envelope(self, envelope: Envelope[T], *, keep_seq: bool = False) -> Envelope[T]:
         """Deliver an envelope stamped elsewhere (a session log, another process).
@@ -1162,14 +1199,25 @@ class EventBus(Generic[T]):
         :raises ValueError: if ``keep_seq`` is true and ``envelope.seq`` is not greater than
             the bus's last ``seq``.
         :raises anyio.ClosedResourceError, anyio.WouldBlock, RuntimeError, TypeError: as
-            :meth:`publish`.
+            :meth:`publish` (the envelope's ids are checked as publish checks its arguments:
+            a ``TypeError`` if one is not text).
         """
         if self._owner != get_ident():
             self._guard("publish_envelope")
         if not isinstance(envelope, Envelope):
             raise TypeError(f"envelope must be an Envelope, got {type(envelope).__name__}")
+        # Exact str ids pass here, as in publish; anything else gets the full check.
+        correlation_id, causation_id = envelope.correlation_id, envelope.causation_id
+        if (
+            envelope.event_id.__class__ is not str
+            or (correlation_id is not None and correlation_id.__class__ is not str)
+            or (causation_id is not None and causation_id.__class__ is not str)
+        ):
+            _check_envelope_ids(envelope)
         route = self._routes.get(type(envelope.event))
         if route is None:
+            if isinstance(envelope.event, Envelope):  # (_route's hint would name this method)
+                raise TypeError("envelope.event must be an event, not an Envelope")
             route = self._route(type(envelope.event))
         if keep_seq:
             if envelope.seq <= self._seq:
@@ -1193,6 +1241,10 @@ class EventBus(Generic[T]):
         task. It adds its own cost to every publish, so keep it short (the audit trail's
         ``inline`` mode is one). An exception raised by a tap is logged (``bus_tap_failed``)
         and does not reach the publisher.
+
+        Every tap sees envelopes in ``seq`` order. A tap may publish: that envelope is
+        delivered to the subscriptions at once, but reaches the taps (those there when it was
+        published, as always) only after the envelope being tapped has reached them all.
 
         :returns: a function that removes the tap (idempotent).
         :raises TypeError: if ``tap`` is not callable.
@@ -1374,7 +1426,13 @@ class EventBus(Generic[T]):
         a correlation). Explicit arguments always win. The scope is a context variable: it
         follows the current task (and threads started with a copied context), applies to any
         bus, and nests.
+
+        :raises TypeError: on entering the block, if ``envelope`` is not an :class:`Envelope`
+            or one of its ids is not text (as :meth:`publish` refuses such ids).
         """
+        if not isinstance(envelope, Envelope):
+            raise TypeError(f"envelope must be an Envelope, got {type(envelope).__name__}")
+        _check_envelope_ids(envelope)
         global _causation_in_use
         _causation_in_use = True
         token = _cause.set(envelope)
@@ -1423,12 +1481,23 @@ class EventBus(Generic[T]):
         )
 
 
-def _check_ids(correlation_id: object, causation_id: object) -> None:
+def _check_ids(correlation_id: object, causation_id: object, owner: str = "") -> None:
     """Refuse ids that are not text: an envelope carries them into audit stores and onto the
-    wire, where anything else fails later and far away (a verify, a sink's insert)."""
+    wire, where anything else fails later and far away (a verify, a sink's insert). ``owner``
+    prefixes the names in the message (``"envelope."``)."""
     for name, value in (("correlation_id", correlation_id), ("causation_id", causation_id)):
         if value is not None and not isinstance(value, str):
-            raise TypeError(f"{name} must be a str or None, got {type(value).__name__}")
+            raise TypeError(f"{owner}{name} must be a str or None, got {type(value).__name__}")
+
+
+def _check_envelope_ids(envelope: Envelope[Any]) -> None:
+    """Refuse an envelope whose ids are not text. Decoded envelopes were validated by msgspec,
+    one built or replaced by hand was not; as a cause (``caused_by``, a ``track_causation``
+    consumer) its ids become those of later publishes, past publish's own check."""
+    if not isinstance(envelope.event_id, str):
+        raise TypeError(f"envelope.event_id must be a str, got {type(envelope.event_id).__name__}")
+    if envelope.correlation_id is not None or envelope.causation_id is not None:
+        _check_ids(envelope.correlation_id, envelope.causation_id, "envelope.")
 
 
 def _check_positive_int(name: str, value: object, minimum: int = 1) -> int:

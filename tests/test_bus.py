@@ -127,6 +127,16 @@ async def test_publishing_an_envelope_as_an_event_is_a_type_error() -> None:
     assert sub.statistics().buffered == 1
 
 
+async def test_publish_envelope_refuses_an_envelope_wrapped_in_another() -> None:
+    # The hint publish gives (use publish_envelope) would be wrong here: this is that call.
+    bus = EventBus[msgspec.Struct]()
+    inner = EventBus[Ping]().publish(Ping(n=1))
+    wrapped = msgspec.structs.replace(inner, event=inner)
+    with pytest.raises(TypeError, match=r"^envelope.event must be an event, not an Envelope$"):
+        bus.publish_envelope(wrapped)
+    assert bus.statistics().published == 0
+
+
 async def test_subscription_sees_only_events_published_after_subscribe() -> None:
     bus = EventBus[Ping]()
     bus.publish(Ping(n=1))
@@ -230,6 +240,33 @@ async def test_ids_that_are_not_text_are_refused_before_anything_is_published(
     assert bus.statistics().published == 0
     assert sub.statistics().buffered == 0
     assert bus.publish(Ping(), **{name: "job-7"}).seq == 1  # text is fine
+
+
+@pytest.mark.parametrize("name", ["correlation_id", "causation_id"])
+async def test_publish_envelope_refuses_ids_that_are_not_text_as_publish_does(name: str) -> None:
+    # An envelope built or replaced by hand is not validated by msgspec: the bus checks it.
+    bus = EventBus[Ping]()
+    sub = bus.subscribe()
+    stamped = EventBus[Ping]().publish(Ping())
+    bad = msgspec.structs.replace(stamped, **{name: uuid.UUID(int=7)})
+    message = rf"^envelope.{name} must be a str or None, got UUID$"
+    for keep_seq in (False, True):
+        with pytest.raises(TypeError, match=message):
+            bus.publish_envelope(bad, keep_seq=keep_seq)
+        with pytest.raises(TypeError, match=message):
+            await bus.apublish_envelope(bad, keep_seq=keep_seq)
+    assert bus.statistics().published == 0
+    assert sub.statistics().buffered == 0
+    assert bus.publish_envelope(stamped).seq == 1
+
+
+async def test_ids_of_a_str_subclass_are_text_too() -> None:
+    class JobId(str):
+        pass
+
+    bus = EventBus[Ping]()
+    envelope = bus.publish(Ping(), correlation_id=JobId("job-7"), causation_id=JobId("e-1"))
+    assert (envelope.correlation_id, envelope.causation_id) == ("job-7", "e-1")
 
 
 async def test_bad_subscribe_arguments_are_rejected_with_messages_naming_them() -> None:
@@ -672,6 +709,29 @@ async def test_caused_by_links_publishes_and_explicit_ids_win() -> None:
     assert (after.causation_id, after.correlation_id) == (None, None)
 
 
+@pytest.mark.parametrize("name", ["event_id", "correlation_id"])
+async def test_ids_passed_on_through_causation_are_checked_where_the_cause_comes_in(
+    name: str,
+) -> None:
+    # A cause's ids become the next publishes' ids, past publish's own check of its
+    # arguments: caused_by, and publish_envelope (the way into a track_causation consumer),
+    # refuse a cause whose ids are not text.
+    bus = EventBus[Ping]()
+    sub = bus.subscribe()
+    bad = msgspec.structs.replace(EventBus[Ping]().publish(Ping()), **{name: uuid.UUID(int=7)})
+    message = rf"^envelope.{name} must be a str( or None)?, got UUID$"
+    with pytest.raises(TypeError, match=message), bus.caused_by(bad):
+        bus.publish(Ping())
+    with pytest.raises(TypeError, match=message):
+        bus.publish_envelope(bad)
+    assert bus.statistics().published == 0
+    assert sub.statistics().buffered == 0
+    refused = pytest.raises(TypeError, match=r"^envelope must be an Envelope, got str$")
+    with refused, bus.caused_by("e-1"):  # type: ignore[arg-type]
+        bus.publish(Ping())
+    assert bus.statistics().published == 0
+
+
 async def test_track_causation_links_what_a_consumer_publishes_to_what_it_received() -> None:
     bus = EventBus[msgspec.Struct]()
     tracked = bus.subscribe(kinds=[Ping], track_causation=True)
@@ -740,6 +800,76 @@ async def test_taps_run_inside_publish_and_a_failing_tap_does_not_reach_the_publ
     assert seen == [1]
     with pytest.raises(TypeError, match=r"^tap must be callable, got int$"):
         bus.add_tap(3)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("send", ["publish", "publish_envelope"])
+async def test_a_publish_from_a_tap_reaches_every_tap_after_the_envelope_it_reacts_to(
+    send: str,
+) -> None:
+    # Taps see envelopes in seq order (capture_events, expect and the inline audit trail rely
+    # on it), also when one of them publishes in reaction to the envelope the others have not
+    # seen yet.
+    bus = EventBus[Ping]()
+    sub = bus.subscribe()
+    donor = EventBus[Ping]()
+    seen: dict[str, list[int]] = {"reacting": [], "later": []}
+
+    def reacting(envelope: Envelope[Ping]) -> None:
+        seen["reacting"].append(envelope.seq)
+        if envelope.event.n < 2:
+            event = Ping(n=envelope.event.n + 1)
+            if send == "publish":
+                reaction = bus.publish(event)
+            else:
+                reaction = bus.publish_envelope(donor.publish(event))
+            assert reaction.seq == envelope.seq + 1  # it is published at once
+
+    bus.add_tap(reacting)
+    bus.add_tap(lambda e: seen["later"].append(e.seq))
+    bus.publish(Ping(n=0))
+    assert seen == {"reacting": [1, 2, 3], "later": [1, 2, 3]}
+    assert drain(sub) == [1, 2, 3]
+    bus.publish(Ping(n=5))  # and nothing is left over for the next publish
+    assert seen == {"reacting": [1, 2, 3, 4], "later": [1, 2, 3, 4]}
+
+
+async def test_a_tap_removed_after_a_tap_published_still_sees_what_was_published_before() -> None:
+    # The taps a publish reaches are those added when it was made, as without a backlog.
+    bus = EventBus[Ping]()
+    seen: list[int] = []
+
+    def reacting(envelope: Envelope[Ping]) -> None:
+        if envelope.event.n == 1:
+            bus.publish(Ping(n=2))
+            remove()  # e.g. an expectation satisfied by the envelope being tapped
+            bus.publish(Ping(n=3))
+
+    bus.add_tap(reacting)
+    remove = bus.add_tap(lambda e: seen.append(e.seq))
+    bus.publish(Ping(n=1))
+    assert seen == [1, 2]
+
+
+async def test_a_tap_raising_through_the_guard_leaves_later_publishes_tapped_in_order() -> None:
+    class Interrupt(BaseException):  # as KeyboardInterrupt would, from inside a tap
+        pass
+
+    bus = EventBus[Ping]()
+    seen: list[int] = []
+
+    def reacting(envelope: Envelope[Ping]) -> None:
+        if envelope.event.n == 1:
+            bus.publish(Ping(n=2))
+            raise Interrupt
+
+    bus.add_tap(reacting)
+    bus.add_tap(lambda e: seen.append(e.seq))
+    with pytest.raises(Interrupt):
+        bus.publish(Ping(n=1))
+    assert bus.statistics().published == 2  # both were delivered; their taps were cut short
+    bus.publish(Ping(n=3))
+    bus.publish(Ping(n=4))
+    assert seen == [3, 4]
 
 
 # -- scale ----------------------------------------------------------------------------------

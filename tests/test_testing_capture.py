@@ -38,6 +38,20 @@ async def test_records_every_envelope_published_while_active_in_seq_order() -> N
     assert list(captured) == published
 
 
+async def test_records_in_seq_order_when_an_earlier_tap_publishes_in_reaction() -> None:
+    bus = EventBus[msgspec.Struct]()
+
+    def react(envelope: Envelope[msgspec.Struct]) -> None:
+        if isinstance(envelope.event, Ping):
+            bus.publish(Pong(n=envelope.event.n))
+
+    bus.add_tap(react)  # a component of the code under test that reacts inside publish
+    with capture_events(bus) as captured:
+        bus.publish(Ping(n=1))
+    assert [e.seq for e in captured.envelopes] == [1, 2]
+    assert captured.kinds == ["ping", "pong"]
+
+
 async def test_of_selects_events_by_class_including_subclasses() -> None:
     bus = EventBus[msgspec.Struct]()
     with capture_events(bus) as captured:

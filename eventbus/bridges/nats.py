@@ -64,10 +64,11 @@ field: ``max_msgs``, ``max_bytes``, ``max_age``, ``storage``, ``duplicate_window
   first unacknowledged envelope, with the same ``Nats-Msg-Id``, until the stream accepts it,
   so order is kept and the stream de-duplicates. While this waits, new envelopes wait in the
   export queue, up to its bound, and what overflows is counted as lag. The stream's
-  ``max_msg_size`` is read when the stream is bound, and again when acks fail while the link
+  ``max_msg_size`` is read when the stream is bound, again when acks fail while the link
   holds (nats-py reports a publish the stream refused as a missing ack): an envelope over a
   limit lowered while the bridge runs fails after one ``ack_timeout`` instead of blocking the
-  export.
+  export; and again before an envelope is refused for it, so a limit raised while the bridge
+  runs is honoured at once.
 * Import reads through a pull consumer. With ``durable="name"`` it is a durable consumer: the
   first run creates it (from ``start_seq``, else from the start of the stream), later runs
   resume after the last acknowledged message, so a restarted audit process neither misses nor
@@ -295,8 +296,9 @@ class NatsBridge(Generic[T]):
     :param event_type: the event class or union of tagged classes that imported messages
         decode to: ``AnyKernelEvent`` (default), or e.g. ``MyEvent | AnyKernelEvent``.
     :param subject_prefix: the first subject token(s); default ``"kernel"``.
-    :param node_id: this process's id, put in every exported envelope's ``origin``; default
-        random. Give every bridged process a different one.
+    :param node_id: this process's id, put in every exported envelope's ``origin`` and
+        ``Eventbus-Origin`` header; default random. Give every bridged process a different
+        one. Printable, without leading or trailing spaces (a header value loses them).
     :param export: publish local envelopes to NATS.
     :param import_: deliver envelopes from NATS into the local bus.
     :param kinds: only these event classes or tags cross the bridge, in both directions.
@@ -369,8 +371,16 @@ class NatsBridge(Generic[T]):
             _check_token(token_, "each subject_prefix token")
         if node_id is None:
             node_id = os.urandom(8).hex()
-        elif not isinstance(node_id, str) or not node_id or not node_id.isprintable():
-            raise ValueError(f"node_id must be a non-empty printable str, got {node_id!r}")
+        elif (
+            not isinstance(node_id, str)
+            or not node_id
+            or not node_id.isprintable()
+            or node_id != node_id.strip()  # nats-py strips header values
+        ):
+            raise ValueError(
+                "node_id must be a non-empty printable str without leading or trailing "
+                f"spaces, got {node_id!r}"
+            )
         if not (export or import_):
             raise ValueError("export and import_ must not both be false")
         if not jetstream and (durable is not None or start_seq is not None):
@@ -894,6 +904,11 @@ class NatsBridge(Generic[T]):
         backoff = 0.05
         while pending:
             await self._wait_link()
+            limit = self._stream_max_msg_size
+            if limit > 0 and any(item[3] > limit for item in pending):
+                # Refusing is for good: first make sure the stream's limit was not raised
+                # since it was read (what an operator does on seeing these failures).
+                await self._read_stream_limit()
             # Dropped here, not retried: this server or stream can never accept them.
             pending = [item for item in pending if not self._refused_as_oversized(item)]
             if not pending:

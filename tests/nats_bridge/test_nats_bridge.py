@@ -204,6 +204,11 @@ async def test_unreachable_server_fails_at_once_with_connection_error() -> None:
         ({"fetch_batch": 0}, r"^fetch_batch must be >= 1, got 0$"),
         ({"codec": "yaml"}, r"^codec must be 'msgpack', 'json' or a Codec object"),
         ({"ack_timeout": 0}, r"^ack_timeout must be > 0, got 0$"),
+        # nats-py strips header values: "n1 " would go out as "n1", another node's id (its
+        # importer would drop the messages as its own echoes) and a shorter header than the
+        # size check counted.
+        ({"node_id": "n1 "}, r"^node_id must be a non-empty printable str without leading or "),
+        ({"node_id": " n1"}, r"^node_id must be .*, got ' n1'$"),
     ],
 )
 def test_bad_arguments_are_refused(kwargs: dict[str, object], message: str) -> None:

@@ -219,6 +219,39 @@ async def test_stream_max_msg_size_lowered_while_running_fails_the_envelope_afte
     assert str(line["reason"]).endswith(" bytes with headers > stream max_msg_size 1024")
 
 
+async def test_stream_max_msg_size_raised_while_running_lets_what_fits_now_through(
+    nats_server: NatsServer,
+) -> None:
+    # What an operator does on seeing nats_export_failed for the stream's limit: raise it.
+    with fail_after(15):
+        async with (
+            EventBus[BridgeEvent]() as bus,
+            make_bridge(
+                bus,
+                nats_server.url,
+                jetstream=True,
+                import_=False,
+                stream_config={"max_msg_size": 1024},
+            ) as pub,
+        ):
+            with capture_logs() as logs:
+                refused = bus.publish(MessageSent(text="x" * 2000))
+                await pub.flush()
+            assert pub.statistics().export_failed == 1  # over the limit the stream had then
+            nc = await nats.connect(nats_server.url)
+            await nc.jetstream().update_stream(
+                name=STREAM, subjects=["kernel.>"], max_msg_size=4096
+            )
+            await nc.close()
+            accepted = bus.publish(MessageSent(text="x" * 2000))
+            await pub.flush()
+            stats = pub.statistics()
+    assert (stats.exported, stats.export_failed, stats.export_retries) == (1, 1, 0)
+    assert await stored_ids(nats_server) == [accepted.event_id]
+    (line,) = failures(logs)
+    assert line["event_id"] == refused.event_id
+
+
 @pytest.mark.parametrize("jetstream", [False, True], ids=["core", "jetstream"])
 async def test_connection_closed_for_good_fails_flush_and_close_counts_what_is_left(
     nats_server: NatsServer, jetstream: bool
