@@ -889,7 +889,10 @@ class EventBus(Generic[T]):
             does if it has side effects: a subscription the predicate closed gets nothing; if
             it closed the bus, publish raises :exc:`anyio.ClosedResourceError`; if it
             published, that nested publish stands and the outer one raises
-            :exc:`RuntimeError` having published nothing (no ``seq`` twice).
+            :exc:`RuntimeError` having published nothing (no ``seq`` twice). A subscription
+            it created is not guaranteed either way: a filtered one does not get the
+            envelope being published, an unfiltered ``drop_oldest`` one (which reads the
+            shared ring) does.
         :param name: a name for logs and statistics (default ``"sub<N>"``).
         :param track_causation: open :meth:`caused_by` for the envelope the consumer last
             received, so what it publishes in reaction is linked to it. Costs one

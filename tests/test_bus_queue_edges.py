@@ -580,7 +580,7 @@ async def test_a_where_predicate_that_closes_the_bus_makes_the_publish_fail(send
     assert bus.statistics().published == 0
 
 
-@pytest.mark.parametrize("change", ["subscribe", "tap"])
+@pytest.mark.parametrize("change", ["subscribe", "subscribe_ring", "tap"])
 async def test_a_where_predicate_that_subscribes_or_adds_a_tap_does_not_disturb_the_publish(
     change: str,
 ) -> None:
@@ -592,6 +592,8 @@ async def test_a_where_predicate_that_subscribes_or_adds_a_tap_does_not_disturb_
         if envelope.event.n == 1:
             if change == "subscribe":
                 added.append(bus.subscribe(kinds=[Ping]))
+            elif change == "subscribe_ring":
+                added.append(bus.subscribe())
             else:
                 bus.add_tap(lambda e: tapped.append(e.seq))
         return True
@@ -602,6 +604,8 @@ async def test_a_where_predicate_that_subscribes_or_adds_a_tap_does_not_disturb_
     assert [e.seq for e in where._peek(10)] == [first.seq, second.seq]
     if change == "subscribe":  # it did not exist when the publish began
         assert [e.seq for e in added[0]._peek(10)] == [second.seq]
+    elif change == "subscribe_ring":  # documented: the shared ring is written after the ask
+        assert [e.seq for e in added[0]._peek(10)] == [first.seq, second.seq]
     else:  # taps run after delivery, so the new one already sees the publish that added it
         assert tapped == [first.seq, second.seq]
 
