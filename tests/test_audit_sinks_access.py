@@ -172,23 +172,78 @@ def test_a_store_with_a_stale_shm_and_no_wal_is_read_creating_nothing(tmp_path: 
 # -- as another user: root drops to nobody ----------------------------------------------------
 
 
+# Prints the file or folder of every top-level module `python -m eventbus audit ...` imports
+# from outside the standard library: this checkout's packages and their dependencies.
+_LIST_IMPORTS = """
+import os, sys, sysconfig
+import audit.sinks, eventbus._cli
+stdlib = sysconfig.get_path("stdlib") + os.sep  # (a venv's platstdlib holds its packages)
+seen = set()
+for module in list(sys.modules.values()):
+    path = getattr(module, "__file__", None)
+    if not path or path.startswith(stdlib):
+        continue
+    top = module.__name__.partition(".")[0]
+    if top in seen:
+        continue
+    seen.add(top)
+    top_module = sys.modules[top]
+    locations = getattr(top_module, "__path__", None)
+    print(list(locations)[0] if locations else top_module.__file__)
+"""
+
+# Where the commands run as another user find this checkout's code: a copy every user may read
+# (the checkout and its venv may sit in a folder private to root, as a fresh clone in a
+# mktemp -d folder does). Set by the switch_users fixture.
+_runtime: Path | None = None
+
+
+def _build_runtime(into: Path) -> None:
+    listed = subprocess.run(
+        [sys.executable, "-c", _LIST_IMPORTS], capture_output=True, text=True, check=True
+    ).stdout.split()
+    for source in map(Path, listed):
+        if source.name in {"__init__.py", "__main__.py"}:  # (a namespace's first file)
+            source = source.parent
+        target = into / source.name
+        if source.is_dir():
+            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, target)
+    for directory, _, files in os.walk(into):
+        os.chmod(directory, 0o755)
+        for name in files:
+            os.chmod(os.path.join(directory, name), 0o644)
+
+
+def _python() -> str:
+    """The base interpreter (a venv's own may sit in a folder other users cannot enter)."""
+    return getattr(sys, "_base_executable", sys.executable)
+
+
 def _can_switch_users() -> str | None:
     """Why the tests as another user cannot run here, or None if they can."""
     if os.geteuid() != 0:
         return "needs root, to run commands as nobody"
     if shutil.which("setpriv") is None:
         return "needs setpriv (util-linux)"
-    probe = as_user(NOBODY, [sys.executable, "-c", "import audit.sinks, eventbus._cli"])
+    probe = as_user(NOBODY, [_python(), "-c", "import audit.sinks, eventbus._cli"])
     if probe.returncode != 0:
-        return f"nobody cannot run this checkout's Python: {probe.stderr.strip()[-200:]}"
+        return f"nobody cannot run this checkout's code: {probe.stderr.strip()[-200:]}"
     return None
 
 
 def as_user(uid: int, argv: list[str]) -> subprocess.CompletedProcess[str]:
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONDONTWRITEBYTECODE": "1"}
+    assert _runtime is not None, "use the switch_users fixture"
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONPATH": str(_runtime),
+        "PYTHONNOUSERSITE": "1",
+    }
     return subprocess.run(
         ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", *argv],
-        cwd=ROOT,
+        cwd=_runtime,
         env=env,
         capture_output=True,
         text=True,
@@ -197,14 +252,25 @@ def as_user(uid: int, argv: list[str]) -> subprocess.CompletedProcess[str]:
 
 
 def eventbus_as(uid: int, *argv: str) -> subprocess.CompletedProcess[str]:
-    return as_user(uid, [sys.executable, "-m", "eventbus", *argv])
+    return as_user(uid, [_python(), "-m", "eventbus", *argv])
 
 
 @pytest.fixture(scope="module")
-def switch_users() -> None:
-    reason = _can_switch_users()
-    if reason is not None:
-        pytest.skip(reason)
+def switch_users() -> Iterator[None]:
+    global _runtime
+    if os.geteuid() != 0:
+        pytest.skip("needs root, to run commands as nobody")
+    runtime = Path(tempfile.mkdtemp(prefix="eventbus-runtime-"))
+    try:
+        _build_runtime(runtime)
+        _runtime = runtime
+        reason = _can_switch_users()
+        if reason is not None:
+            pytest.skip(reason)
+        yield
+    finally:
+        _runtime = None
+        shutil.rmtree(runtime)
 
 
 @pytest.fixture
@@ -282,7 +348,7 @@ def test_a_reader_who_may_write_the_folder_leaves_nothing_that_locks_the_writer_
     verify = eventbus_as(NOBODY, "audit", "verify", str(path))
     assert (verify.returncode, verify.stdout, verify.stderr) == (0, intact(path, 5), "")
     assert files_in(folder) == before
-    writer = as_user(WRITER, [sys.executable, "-c", _APPEND, str(path)])
+    writer = as_user(WRITER, [_python(), "-c", _APPEND, str(path)])
     assert (writer.returncode, writer.stdout, writer.stderr) == (0, "6\n", "")
     assert verify_sink(path) is None
 
@@ -390,7 +456,7 @@ def test_a_reader_of_a_store_with_a_stale_shm_leaves_nothing_that_locks_the_writ
     verify = eventbus_as(NOBODY, "audit", "verify", str(path))
     assert (verify.returncode, verify.stdout, verify.stderr) == (0, intact(path, 5), "")
     assert files_in(folder) == before  # no -wal of nobody's, which the writer cannot write
-    writer = as_user(WRITER, [sys.executable, "-c", _APPEND, str(path)])
+    writer = as_user(WRITER, [_python(), "-c", _APPEND, str(path)])
     assert (writer.returncode, writer.stdout, writer.stderr) == (0, "6\n", "")
     assert verify_sink(path) is None
 
