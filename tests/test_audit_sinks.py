@@ -932,3 +932,81 @@ def test_sqlite_sink_creates_its_store_in_an_empty_database_file(tmp_path: Path)
     with SqliteSink(path) as sink:
         sink.write(trail_of(2).entries())
     assert verify_sink(path) is None
+
+
+@pytest.mark.parametrize(
+    ("schema", "why"),
+    [
+        # Another application's table that happens to be called audit_entries.
+        (
+            ["CREATE TABLE audit_entries (id INTEGER PRIMARY KEY, who TEXT)"],
+            "it has no audit_meta table",
+        ),
+        # One with the columns the sink's indexes name: it added them, and audit_meta, for good.
+        (
+            ["CREATE TABLE audit_entries (seq INTEGER PRIMARY KEY, actor TEXT, kind TEXT, ts_ns)"],
+            "it has no audit_meta table",
+        ),
+        (
+            [
+                "CREATE TABLE audit_entries (seq INTEGER PRIMARY KEY)",
+                "CREATE TABLE audit_meta (key TEXT PRIMARY KEY, value)",
+            ],
+            "its audit_meta has no schema_version",
+        ),
+        (
+            [
+                "CREATE TABLE audit_entries (seq INTEGER PRIMARY KEY)",
+                "CREATE TABLE audit_meta (name TEXT)",
+            ],
+            "its audit_meta has no schema_version",
+        ),
+    ],
+    ids=["foreign-audit_entries", "foreign-with-indexed-columns", "no-version", "foreign-meta"],
+)
+def test_sqlite_sink_refuses_a_database_with_an_audit_entries_table_it_did_not_make(
+    tmp_path: Path, schema: list[str], why: str
+) -> None:
+    # A store the sink made has both tables and its schema_version, from one transaction.
+    path = tmp_path / "app.db"
+    for sql in schema:
+        _sqlite(path, sql)
+    before = path.read_bytes()
+    with pytest.raises(
+        sqlite3.DatabaseError,
+        match=rf"^{re.escape(str(path))} is a SQLite database but not an audit store \({why}\): "
+        r"the sink will not add its tables to it$",
+    ):
+        SqliteSink(path)
+    assert path.read_bytes() == before  # not switched to WAL, nothing added
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["app.db"]
+
+
+def test_sqlite_sink_refuses_a_store_of_a_schema_version_it_does_not_write(
+    tmp_path: Path,
+) -> None:
+    # A store made by a later version: writing this version's rows into it would corrupt it.
+    path = tmp_path / "audit.db"
+    with SqliteSink(path) as sink:
+        sink.write(trail_of(2).entries())
+    _sqlite(path, "UPDATE audit_meta SET value = 2 WHERE key = 'schema_version'")
+    before = path.read_bytes()
+    with pytest.raises(
+        sqlite3.DatabaseError,
+        match=rf"^the audit store at {re.escape(str(path))} has schema version 2; this "
+        r"version of the sink writes schema version 1 only$",
+    ):
+        SqliteSink(path)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["audit.db"]
+
+
+def test_sqlite_sink_reopens_the_stores_it_made(tmp_path: Path) -> None:
+    path = tmp_path / "audit.db"
+    entries = trail_of(3).entries()
+    with SqliteSink(path) as sink:
+        sink.write(entries[:2])
+    with SqliteSink(path) as sink:
+        sink.write(entries[2:])
+        assert sink.load_tail(5) == entries
+    assert verify_sink(path) is None
