@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pathlib
 import sqlite3
@@ -333,7 +334,9 @@ class SqliteSink(FileSink):
         companions).
     :raises sqlite3.Error: if the file cannot be opened or is not an audit store
         (:exc:`sqlite3.DatabaseError` for a file that is no SQLite database, or one with
-        tables but no ``audit_entries``: the sink adds its tables only to an empty one).
+        tables but not those a sink makes, ``audit_entries`` and ``audit_meta`` with its
+        ``schema_version``: the sink adds its tables only to an empty one; likewise for a
+        store of another schema version than this sink writes). It changes nothing then.
     :raises ValueError: if the store does not end where its anchor says: rows were deleted
         from its end, or its newest row is not the one acknowledged.
         :exc:`msgspec.ValidationError` if its anchor is damaged (a part missing or of the
@@ -366,13 +369,7 @@ class SqliteSink(FileSink):
         super().__init__(path)
         conn = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None)
         try:
-            schema = conn.execute("SELECT name FROM sqlite_schema WHERE type = 'table'")
-            tables = {name for (name,) in schema}
-            if tables and "audit_entries" not in tables:  # before WAL mode, a lasting change
-                raise sqlite3.DatabaseError(
-                    f"{self._path} is a SQLite database but not an audit store (it has no "
-                    "audit_entries table): the sink will not add its tables to it"
-                )
+            _refuse_another_database(conn, self._path)  # before WAL mode, a lasting change
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("BEGIN IMMEDIATE")
@@ -562,6 +559,42 @@ def verify_sqlite(path: str) -> StoreCheck:
     ``-wal`` content included) through :func:`read_store`, and counts them in it too.
     """
     return read_store(path, _verify)
+
+
+def _refuse_another_database(conn: sqlite3.Connection, path: str) -> None:
+    """Refuse a database that has tables but is not an audit store of this schema version.
+
+    A sink creates ``audit_entries``, ``audit_meta`` and its ``schema_version`` row in one
+    transaction, so a store it made has all three; a table merely called ``audit_entries``
+    (another application's) does not make one.
+
+    :raises sqlite3.DatabaseError: naming the database and what it lacks, or its version.
+    """
+    schema = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+    tables = {name for (name,) in schema}
+    if not tables:
+        return  # an empty database becomes a store
+    missing = [table for table in ("audit_entries", "audit_meta") if table not in tables]
+    version: list[Any] = []
+    if not missing:
+        with contextlib.suppress(sqlite3.OperationalError):  # an audit_meta of another shape
+            version = conn.execute(
+                "SELECT value FROM audit_meta WHERE key = 'schema_version'"
+            ).fetchall()
+    if not version:
+        why = (
+            f"it has no {missing[0]} table" if missing else "its audit_meta has no schema_version"
+        )
+        raise sqlite3.DatabaseError(
+            f"{path} is a SQLite database but not an audit store ({why}): the sink will not "
+            "add its tables to it"
+        )
+    ((found,),) = version
+    if found != _SCHEMA_VERSION:
+        raise sqlite3.DatabaseError(
+            f"the audit store at {path} has schema version {found!r}; this version of the "
+            f"sink writes schema version {_SCHEMA_VERSION} only"
+        )
 
 
 def _anchor_of(meta: dict[Any, Any]) -> StoreAnchor:
