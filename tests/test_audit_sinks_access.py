@@ -470,3 +470,27 @@ def test_a_jsonl_anchor_the_user_may_not_read_is_named_not_the_store(folder: Pat
     result = eventbus_as(NOBODY, "audit", "verify", str(path))
     assert (result.returncode, result.stdout) == (1, "")
     assert result.stderr == f"eventbus: error: cannot read {path}.anchor: Permission denied\n"
+
+
+def test_the_runtime_copy_is_this_checkouts_code_from_any_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `python -c` puts the working directory first on sys.path: run from a folder that holds
+    # an `audit` (another checkout, a decoy), the copy must still be this checkout's.
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "audit").mkdir(parents=True)
+    (elsewhere / "audit" / "__init__.py").write_text("raise SystemExit('the wrong audit')\n")
+    monkeypatch.chdir(elsewhere)
+    runtime = tmp_path / "runtime"
+    runtime.mkdir()
+    _build_runtime(runtime)
+    for package in ("audit", "eventbus"):
+        sources = {
+            str(path.relative_to(ROOT)): path.read_bytes()
+            for path in (ROOT / package).rglob("*.py")
+        }
+        copies = {
+            str(path.relative_to(runtime)): path.read_bytes()
+            for path in (runtime / package).rglob("*.py")
+        }
+        assert sources and copies == sources, package
