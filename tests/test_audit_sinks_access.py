@@ -199,8 +199,8 @@ _runtime: Path | None = None
 
 
 def _build_runtime(into: Path) -> None:
-    listed = subprocess.run(
-        [sys.executable, "-c", _LIST_IMPORTS], capture_output=True, text=True, check=True
+    listed = subprocess.run(  # (from ROOT, which `-c` puts first on sys.path)
+        [sys.executable, "-c", _LIST_IMPORTS], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout.split()
     for source in map(Path, listed):
         if source.name in {"__init__.py", "__main__.py"}:  # (a namespace's first file)
