@@ -765,16 +765,25 @@ class NatsBridge(Generic[T]):
             )
         self._stream_max_msg_size = info.config.max_msg_size or 0
 
-    async def _read_stream_limit(self) -> None:
-        """Read the stream's ``max_msg_size`` again; keep the old one if that fails."""
+    async def _read_stream_limit(self) -> bool:
+        """Read the stream's ``max_msg_size`` again.
+
+        :returns: ``False`` if the link failed meanwhile (the limit is unknown: ask again
+            once it is back); ``True`` otherwise, also when the server answered with an error
+            (the old limit is kept, so that a refusal cannot turn into a loop).
+        """
         js = self._js
         assert js is not None
         try:
             info = await js.stream_info(self._stream)
-        except (nats.js.errors.APIError, *_LINK_ERRORS) as exc:
+        except _LINK_ERRORS as exc:
             _log.warning("nats_stream_info_failed", node_id=self._node_id, error=repr(exc))
-            return
+            return False
+        except nats.js.errors.APIError as exc:
+            _log.warning("nats_stream_info_failed", node_id=self._node_id, error=repr(exc))
+            return True
         self._stream_max_msg_size = info.config.max_msg_size or 0
+        return True
 
     # -- export ------------------------------------------------------------------------------
 
@@ -905,10 +914,17 @@ class NatsBridge(Generic[T]):
         while pending:
             await self._wait_link()
             limit = self._stream_max_msg_size
-            if limit > 0 and any(item[3] > limit for item in pending):
-                # Refusing is for good: first make sure the stream's limit was not raised
-                # since it was read (what an operator does on seeing these failures).
-                await self._read_stream_limit()
+            # Refusing is for good: first make sure the stream's limit was not raised since
+            # it was read (what an operator does on seeing these failures). If the link
+            # failed while asking, ask again once it is back, never refuse blind.
+            if (
+                limit > 0
+                and any(item[3] > limit for item in pending)
+                and not await self._read_stream_limit()
+            ):
+                await anyio.sleep(backoff)
+                backoff = min(backoff * 2, 1.0)
+                continue
             # Dropped here, not retried: this server or stream can never accept them.
             pending = [item for item in pending if not self._refused_as_oversized(item)]
             if not pending:

@@ -9,6 +9,7 @@ the bridge must refuse such an envelope itself, count it and go on with the next
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import anyio
 import msgspec
@@ -250,6 +251,48 @@ async def test_stream_max_msg_size_raised_while_running_lets_what_fits_now_throu
     assert await stored_ids(nats_server) == [accepted.event_id]
     (line,) = failures(logs)
     assert line["event_id"] == refused.event_id
+
+
+async def test_a_stream_limit_reread_cut_by_the_link_is_asked_again_not_taken_as_stale(
+    nats_server: NatsServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The limit was raised, but the re-read before refusing fails as a dropped link would:
+    # refusing for good against the stale limit would lose an envelope the stream now takes.
+    with fail_after(15):
+        async with (
+            EventBus[BridgeEvent]() as bus,
+            make_bridge(
+                bus,
+                nats_server.url,
+                jetstream=True,
+                import_=False,
+                stream_config={"max_msg_size": 1024},
+            ) as pub,
+        ):
+            nc = await nats.connect(nats_server.url)
+            await nc.jetstream().update_stream(
+                name=STREAM, subjects=["kernel.>"], max_msg_size=4096
+            )
+            await nc.close()
+            js = pub._js
+            assert js is not None
+            stream_info = js.stream_info
+            calls = 0
+
+            async def cut_once(*args: Any, **kwargs: Any) -> Any:
+                nonlocal calls
+                calls += 1
+                if calls == 1:
+                    raise nats.errors.ConnectionReconnectingError
+                return await stream_info(*args, **kwargs)
+
+            monkeypatch.setattr(js, "stream_info", cut_once)
+            accepted = bus.publish(MessageSent(text="x" * 2000))
+            await pub.flush()
+            stats = pub.statistics()
+    assert calls == 2
+    assert (stats.exported, stats.export_failed) == (1, 0)
+    assert await stored_ids(nats_server) == [accepted.event_id]
 
 
 @pytest.mark.parametrize("jetstream", [False, True], ids=["core", "jetstream"])
