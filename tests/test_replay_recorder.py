@@ -146,6 +146,66 @@ async def test_refuses_an_existing_file_unless_appending(tmp_path: Path) -> None
     assert [e.seq for e in read_log(path)] == [1, 2]
 
 
+@pytest.mark.parametrize("torn", [b'{"seq":3,"event_id":"01a2', b"x" * 70_000])
+async def test_appending_cuts_a_torn_final_line_and_keeps_the_log_readable(
+    tmp_path: Path, torn: bytes
+) -> None:
+    # A power cut mid-write left the start of a line; appending after it glued the next line
+    # to it, and read_log then failed on that line for the whole log. (70,000 bytes: longer
+    # than one backwards read.)
+    path = tmp_path / "s.jsonl"
+    async with EventBus() as bus:
+        async with SessionLogRecorder(bus, path):
+            bus.publish(page_out(1))
+            bus.publish(page_out(2))
+        path.write_bytes(path.read_bytes() + torn)
+        assert [e.seq for e in read_log(path)] == [1, 2]  # the torn line is skipped
+        with capture_logs() as logs:
+            async with SessionLogRecorder(bus, path, append=True):
+                bus.publish(page_out(3))
+                bus.publish(page_out(4))
+    assert [e.seq for e in read_log(path)] == [1, 2, 3, 4]
+    assert read_log(path).torn_lines == 0
+    (cut,) = [e for e in logs if e["event"] == "session_log_torn_tail_cut"]
+    assert (cut["torn_bytes"], cut["log_level"]) == (len(torn), "warning")
+
+
+async def test_appending_after_a_whole_last_record_without_a_newline_keeps_it(
+    tmp_path: Path,
+) -> None:
+    # As a Rust kernel's log may end: read_log keeps such a record, so appending must too.
+    path = tmp_path / "s.jsonl"
+    async with EventBus() as bus:
+        async with SessionLogRecorder(bus, path):
+            bus.publish(page_out(1))
+            bus.publish(page_out(2))
+        path.write_bytes(path.read_bytes().rstrip(b"\n"))
+        with capture_logs() as logs:
+            async with SessionLogRecorder(bus, path, append=True):
+                bus.publish(page_out(3))
+    assert [e.seq for e in read_log(path)] == [1, 2, 3]
+    assert not [e for e in logs if e["event"] == "session_log_torn_tail_cut"]
+
+
+async def test_appending_to_a_file_without_a_torn_line_changes_nothing_before_it(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "s.jsonl"
+    async with EventBus() as bus:
+        async with SessionLogRecorder(bus, path):
+            bus.publish(page_out(1))
+        before = path.read_bytes()
+        with capture_logs() as logs:
+            async with SessionLogRecorder(bus, path, append=True):
+                bus.publish(page_out(2))
+    assert path.read_bytes().startswith(before)
+    assert not [e for e in logs if e["event"] == "session_log_torn_tail_cut"]
+    empty = tmp_path / "new.jsonl"  # append=True creates a missing file
+    async with EventBus() as bus, SessionLogRecorder(bus, empty, append=True):
+        bus.publish(page_out(1))
+    assert [e.seq for e in read_log(empty)] == [1]
+
+
 @pytest.fixture
 def fsyncs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     calls: list[int] = []

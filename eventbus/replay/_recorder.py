@@ -10,6 +10,7 @@ from typing import IO, Any, Final, Literal
 
 import anyio
 import anyio.to_thread
+import msgspec
 import structlog
 from anyio import EndOfStream, WouldBlock
 
@@ -24,6 +25,44 @@ FsyncPolicy = Literal["always", "batch", "never"]
 """When the recorder asks the OS to put written lines on disk; see :class:`SessionLogRecorder`."""
 
 _log = structlog.get_logger("eventbus.replay")
+_CHUNK: Final = 1 << 16
+
+
+def _open_to_append(path: str) -> IO[bytes]:
+    """Open ``path`` to append (creating it) so that the first new line starts a line.
+
+    A final line without its newline is either a whole record (a Rust kernel's log may omit
+    the last newline; ``read_log`` keeps it), which gets its newline, or the start of a line
+    whose write a crash cut short, which is cut off: appended after, the next line would be
+    glued to it and the log could no longer be read from there on (``read_log`` skips a
+    torn *final* line, never one in the middle).
+    """
+    file = open(path, "a+b")  # noqa: SIM115 (returned open, closed by the recorder)
+    try:
+        fd = file.fileno()
+        size = end = os.fstat(fd).st_size
+        while end > 0:  # find the last newline, reading backwards
+            start = max(0, end - _CHUNK)
+            newline = os.pread(fd, end - start, start).rfind(b"\n")
+            if newline >= 0:
+                end = start + newline + 1
+                break
+            end = start
+        if end < size:
+            try:
+                msgspec.json.decode(os.pread(fd, size - end, end))
+            except msgspec.DecodeError:  # torn: cut it
+                os.ftruncate(fd, end)
+                _log.warning("session_log_torn_tail_cut", path=path, torn_bytes=size - end)
+            else:  # whole: end it
+                file.write(b"\n")
+                file.flush()
+            os.fsync(fd)
+    except BaseException:
+        file.close()
+        raise
+    return file
+
 
 _POLICIES: Final = ("drop_oldest", "drop_newest", "block")
 _FSYNC: Final = ("always", "batch", "never")
@@ -107,7 +146,10 @@ class SessionLogRecorder:
 
     :param bus: the bus to record.
     :param path: the log file. Created; it must not exist unless ``append`` is true.
-    :param append: append to an existing file instead of refusing it.
+    :param append: append to an existing file instead of refusing it. A torn final line (a
+        write a crash cut short: not JSON) is cut off first, and ``session_log_torn_tail_cut``
+        is logged; a whole final record without its newline gets one. Either way the new
+        lines start on a line of their own and the log stays readable.
     :param overflow: the recorder subscription's policy (``"block"``: lossless).
     :param max_buffer_size: the recorder subscription's queue capacity.
     :param batch_size: the most envelopes written per batch.
@@ -187,8 +229,10 @@ class SessionLogRecorder:
     async def __aenter__(self) -> SessionLogRecorder:
         if self._stack is not None:
             raise RuntimeError("a SessionLogRecorder can be entered only once")
-        mode = "ab" if self._append else "xb"
-        self._file = await anyio.to_thread.run_sync(open, self._path, mode)
+        if self._append:
+            self._file = await anyio.to_thread.run_sync(_open_to_append, self._path)
+        else:
+            self._file = await anyio.to_thread.run_sync(open, self._path, "xb")
         async with AsyncExitStack() as stack:
             stack.push_async_callback(self._close_file)
             sub = self._bus.subscribe(
