@@ -358,6 +358,8 @@ def test_a_user_who_may_only_read_sees_the_wal_of_a_store_a_writer_has_open(
 ) -> None:
     path = folder / "audit.db"
     written = entries(8)
+    path.touch(0o644)  # the operator opens the store to readers (new stores are 0600)
+    path.chmod(0o644)
     with SqliteSink(path) as sink:
         sink.write(written[:5])
         sink.write(written[5:])  # in the -wal, not yet in the file
@@ -494,3 +496,46 @@ def test_the_runtime_copy_is_this_checkouts_code_from_any_working_directory(
             for path in (runtime / package).rglob("*.py")
         }
         assert sources and copies == sources, package
+
+
+# -- permissions of new stores -----------------------------------------------------------------
+
+
+def mode_of(path: Path | str) -> int:
+    return os.stat(path).st_mode & 0o777
+
+
+def test_new_stores_are_readable_by_their_owner_only(tmp_path: Path) -> None:
+    # What agents did, redacted or not, is nobody else's to read until the operator says so;
+    # both sinks follow one rule (the SQLite file used to follow the umask, JSONL not).
+    with SqliteSink(tmp_path / "a.db") as sink:
+        sink.write(entries(2))
+        assert {name: mode_of(tmp_path / name) for name in ("a.db", "a.db-wal", "a.db-shm")} == {
+            "a.db": 0o600,
+            "a.db-wal": 0o600,
+            "a.db-shm": 0o600,
+        }
+    with JsonlSink(tmp_path / "a.jsonl") as sink:
+        sink.write(entries(2))
+    assert (mode_of(tmp_path / "a.jsonl"), mode_of(tmp_path / "a.jsonl.anchor")) == (0o600, 0o600)
+
+
+def test_an_existing_store_keeps_its_permissions_and_a_jsonl_anchor_follows_them(
+    tmp_path: Path,
+) -> None:
+    # An operator who opened a store to an auditor's group keeps it open across restarts.
+    db, jsonl = tmp_path / "a.db", tmp_path / "a.jsonl"
+    first, second = entries(2)
+    with SqliteSink(db) as sink:
+        sink.write([first])
+    with JsonlSink(jsonl) as sink:
+        sink.write([first])
+    db.chmod(0o640)
+    jsonl.chmod(0o640)
+    with SqliteSink(db) as sink:
+        sink.write([second])
+    with JsonlSink(jsonl) as sink:
+        sink.write([second])
+    assert (mode_of(db), mode_of(jsonl), mode_of(f"{jsonl}.anchor")) == (0o640, 0o640, 0o640)
+    assert verify_sink(db) is None
+    assert verify_sink(jsonl) is None

@@ -243,7 +243,11 @@ class JsonlSink(FileSink):
                     entries[-1].hash,
                 )
                 tmp = anchor_path(self._path) + ".tmp"
-                with open(tmp, "wb") as f:
+                # The anchor gets the store's permissions: whoever may read one may read both.
+                mode = os.fstat(self._fd).st_mode & 0o777
+                tmp_fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+                with open(tmp_fd, "wb") as f:
+                    os.fchmod(tmp_fd, mode)  # (os.open's mode is masked by the umask)
                     f.write(encode_json(anchor))
                     f.flush()
                     os.fsync(f.fileno())

@@ -330,8 +330,9 @@ def _query_sql(
 class SqliteSink(FileSink):
     """Audit entries in a SQLite database: the embedded, queryable default sink.
 
-    :param path: the database file (created if missing, with its ``-wal`` and ``-shm``
-        companions).
+    :param path: the database file (created if missing, readable and writable by its
+        owner only, ``0600``; SQLite gives its ``-wal`` and ``-shm`` companions the file's
+        permissions).
     :raises sqlite3.Error: if the file cannot be opened or is not an audit store
         (:exc:`sqlite3.DatabaseError` for a file that is no SQLite database, or one with
         tables but not those a sink makes, ``audit_entries`` and ``audit_meta`` with its
@@ -367,6 +368,10 @@ class SqliteSink(FileSink):
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         super().__init__(path)
+        with contextlib.suppress(
+            OSError
+        ):  # a new store is its writer's alone (else: connect says)
+            os.close(os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         conn = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None)
         try:
             _refuse_another_database(conn, self._path)  # before WAL mode, a lasting change
