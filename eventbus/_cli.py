@@ -273,6 +273,13 @@ def _build_parser() -> _Parser:
     replay.add_argument("log", type=Path, metavar="LOG", help="the session log")
     replay.add_argument("--snapshot", action="store_true", help="print the OS snapshot")
     replay.add_argument("--trail", action="store_true", help="print the audit trail")
+    replay.add_argument(
+        "--capacity",
+        type=_positive_int,
+        metavar="N",
+        help="the rebuilt trail's capacity (default: the trail's, 100000); older entries "
+        "are evicted, and the output says how many",
+    )
     replay.set_defaults(run=_run_replay)
 
     schema = commands.add_parser(
@@ -520,8 +527,18 @@ def _run_replay(args: argparse.Namespace) -> int:
             print("OS snapshot:", file=out)
         out.write(msgspec.json.format(msgspec.json.encode(snapshot)).decode() + "\n")
     if args.trail or both:
-        trail = rebuild_audit_trail(log)
-        print(f"audit trail: {len(trail)} entries", file=out)
+        trail = (
+            rebuild_audit_trail(log)
+            if args.capacity is None
+            else rebuild_audit_trail(log, capacity=args.capacity)
+        )
+        evicted = trail.statistics().evicted
+        kept = (
+            f" (the newest: {evicted} older ones evicted; --capacity N keeps more)"
+            if evicted
+            else ""
+        )
+        print(f"audit trail: {len(trail)} entries{kept}", file=out)
         if len(trail):
             _print_entries(trail.entries(), out)
     out.flush()

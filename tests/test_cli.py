@@ -908,6 +908,25 @@ def test_replay_prints_the_audit_trail_rebuilt_from_the_log(
     assert "OS snapshot" not in out
 
 
+def test_replay_says_how_many_entries_its_trail_evicted_and_keeps_more_with_capacity(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # An operator replayed a 257,011-envelope log and saw 100,000 entries with no word of the
+    # rest: the trail's default capacity had evicted them.
+    log = str(FIXTURES / "events_ask_user.jsonl")  # 18 envelopes, 18 entries
+    code, out, err = run(capsys, "replay", log, "--trail", "--capacity", "5")
+    assert (code, err) == (0, "")
+    assert "\naudit trail: 5 entries (the newest: 13 older ones evicted; --capacity N " in out
+    rows = re.findall(r"^ *(\d+)  \S+", out, re.M)
+    assert [int(seq) for seq in rows] == [14, 15, 16, 17, 18]
+    code, out, _ = run(capsys, "replay", log, "--trail", "--capacity", "18")
+    assert code == 0
+    assert "\naudit trail: 18 entries\n" in out
+    code, _, err = run(capsys, "replay", log, "--trail", "--capacity", "0")
+    assert code == 2
+    assert "--capacity" in err
+
+
 def test_replay_without_flags_prints_both(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "replay", str(FIXTURES / "events_ask_user.jsonl"))
     assert code == 0
