@@ -164,7 +164,8 @@ class Auditor:
         self._unmapped = 0
         self._failed_kinds: set[str] = set()
         self._lag_logged_ns = 0
-        self._lag_unlogged = 0
+        self._lag_unlogged = 0  # envelopes lost since audit_lagged was last logged
+        self._lag_unlogged_from = 0  # and where the first of them was
 
         self._pending: deque[AuditEntry] = deque()
         self._enqueued_seq = 0  # trail seq of the newest entry queued for the sink
@@ -407,14 +408,18 @@ class Auditor:
         self._gaps += 1
         if self._sink is not None:
             self._to_sink(entry)
+        if not self._lag_unlogged:
+            self._lag_unlogged_from = first
         self._lag_unlogged += count
         now = time.monotonic_ns()
         if now - self._lag_logged_ns >= 1_000_000_000:  # at most once a second
+            # dropped: every loss since the last record, all between first_seq and last_seq
+            # (the envelopes in between that were not lost are recorded).
             _log.warning(
                 "audit_lagged",
                 name=self._name,
                 dropped=self._lag_unlogged,
-                first_seq=first,
+                first_seq=self._lag_unlogged_from,
                 last_seq=last,
                 max_buffer_size=self._max_buffer_size,
             )

@@ -301,6 +301,38 @@ async def test_a_lagging_consumer_records_the_gap_where_it_happened() -> None:
     assert trail.verify() is None
 
 
+async def test_a_rate_limited_lag_record_spans_every_gap_it_counts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # audit_lagged is logged at most once a second; an operator saw dropped=31672 next to a
+    # first_seq..last_seq of the last gap alone (854 seqs). The range now starts at the first
+    # gap the record counts.
+    import audit._consumer as consumer_module
+
+    now = [10_000_000_000]
+    monkeypatch.setattr(consumer_module.time, "monotonic_ns", lambda: now[0])
+    trail = AuditTrail()
+    async with (
+        EventBus() as bus,
+        attach_audit_trail(bus, trail, mapper=pinger(), max_buffer_size=2) as auditor,
+    ):
+        with capture_logs() as logs:
+            for second in (0.0, 0.1, 0.2, 2.0):  # a record, two silent gaps, a record
+                now[0] += int(second * 1e9)
+                for i in range(5):  # five into a queue of two: three lost each time
+                    bus.publish(Ping(n=i))
+                await auditor.flush()
+    gaps = [e.action for e in trail if isinstance(e.action, EventsDropped)]
+    assert [g.count for g in gaps] == [3, 3, 3, 3]
+    lagged = [
+        (e["dropped"], e["first_seq"], e["last_seq"]) for e in logs if e["event"] == "audit_lagged"
+    ]
+    assert lagged == [
+        (3, gaps[0].first_seq, gaps[0].last_seq),
+        (9, gaps[1].first_seq, gaps[3].last_seq),
+    ]
+
+
 async def test_a_replayed_seq_jump_is_not_a_gap() -> None:
     trail = AuditTrail()
     async with EventBus() as bus, attach_audit_trail(bus, trail, mapper=pinger()) as auditor:
