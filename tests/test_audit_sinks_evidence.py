@@ -226,3 +226,26 @@ async def test_resuming_a_store_cut_at_its_end_fails_and_keeps_the_evidence(
     with pytest.raises(ValueError, match=r"entries were cut from its end"):
         await audit(2, resume=True)
     assert verify_sink(path) == 4
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b'{"seq":1,"event_id":"x","kind":"page_out"}\n', b"not json at all\n"],
+    ids=["other-json", "not-json"],
+)
+def test_a_jsonl_file_that_is_no_audit_store_is_refused_unchanged(
+    tmp_path: Path, content: bytes
+) -> None:
+    # An operator pointed a sink at a session log: the sink opened it, load_tail raised a
+    # ValidationError naming neither file nor cause, and a write would have appended audit
+    # entries to the log.
+    path = tmp_path / "wrong.jsonl"
+    path.write_bytes(content + b'{"torn')
+    with pytest.raises(
+        msgspec.DecodeError,
+        match=rf"^{re.escape(str(path))} is not a JSONL audit store: its last line is no audit "
+        r"entry \(.+\); the sink will not write into it$",
+    ):
+        JsonlSink(path)
+    assert path.read_bytes() == content + b'{"torn'  # not even the torn tail is cut
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["wrong.jsonl"]

@@ -139,6 +139,9 @@ class JsonlSink(FileSink):
         corrupted, and it is evidence of what the store held, not to be overwritten.
         Keep it (:func:`verify_sink` reports such a store as bad from its first entry)
         and write to a new store.
+    :raises msgspec.ValidationError: (or :exc:`msgspec.DecodeError`) if the file has no
+        anchor and its last complete line is not an audit entry: it is not an audit store
+        (a session log, say), and the sink refuses to write into it, changing nothing.
     :raises ValueError: if the store does not end where its anchor says: the file is gone
         or ends before the last entry the anchor acknowledged (its end was cut; a final
         line that lost its newline counts as cut, not torn), or its newest entry is not
@@ -185,6 +188,14 @@ class JsonlSink(FileSink):
         try:
             size = os.fstat(fd).st_size
             keep = _torn_tail_start(fd, size)
+            if anchor is None and keep:  # a file with lines but no anchor: is it a store?
+                try:
+                    decode_entry(_tail_lines(fd, keep, 1)[0])
+                except msgspec.DecodeError as exc:  # ValidationError included
+                    raise type(exc)(
+                        f"{self._path} is not a JSONL audit store: its last line is no audit "
+                        f"entry ({exc}); the sink will not write into it"
+                    ) from None
             if anchor is not None:  # before the torn tail is cut: it may be what was cut
                 newest = _tail_lines(fd, keep, 1)
                 try:
