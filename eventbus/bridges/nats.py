@@ -90,10 +90,25 @@ the message. Afterwards it reconnects forever (every ``reconnect_time_wait`` sec
 disconnected, export waits with envelopes in its bounded queue; with JetStream they are
 published after the reconnection, without loss unless the queue overflowed (counted). Core
 NATS is at-most-once by design: messages in flight when a connection breaks, or published while
-an importer is away, are lost by the server; use JetStream where loss matters. A connection
-closed for good (nats-py closes it after any error the server reports) stops the export:
-``flush()`` raises :exc:`~anyio.ClosedResourceError`, and closing the bridge counts what is
-left as ``export_abandoned``.
+an importer is away, are lost by the server; use JetStream where loss matters.
+
+With JetStream, after each reconnection (and when a publish finds no stream, or a fetch fails)
+the bridge binds the stream again, so a server that came back without its JetStream state (a
+store directory emptied or lost, a server without persistent storage) is recovered from: the
+export creates the stream again as at the start (``nats_stream_recreated``, logged once per
+recovery) and publishes what it holds into it; the import creates its consumer again, a
+durable one under the same name (``nats_consumer_recreated``, once per recovery). When the
+stream itself was lost (it is missing, or has another creation time), the new consumer starts
+at the start of the new, empty stream, so it imports everything exported since; what the old
+stream held and this importer had not yet received is gone with the server's storage and
+cannot be recovered. When only the consumer was lost, the new one starts after the last
+message this process delivered to its bus. While JetStream is not ready, binding is retried
+with a back-off, logged throttled (``nats_stream_bind_failed``, ``nats_consumer_bind_failed``:
+1st, 2nd, 4th, ... failure).
+
+A connection closed for good (nats-py closes it after any error the server reports) stops the
+export: ``flush()`` raises :exc:`~anyio.ClosedResourceError`, and closing the bridge counts
+what is left as ``export_abandoned``.
 
 Backends
 --------
@@ -278,6 +293,7 @@ class _Counters:
         self.malformed = 0
         self.oversized = 0
         self.reconnects = 0
+        self.stream_bind_failed = 0  # not in the statistics: throttles its log line
 
     def bump(self, name: str) -> int:
         """Add one to ``name``; return the new value."""
@@ -478,6 +494,12 @@ class NatsBridge(Generic[T]):
         self._import_done = asyncio.Event()
         self._delivered_seq = 0  # stream seq of the last message delivered to the bus
         self._stream_max_msg_size = 0  # the stream's limit (JetStream), <= 0: none
+        # The export binds the stream again after each reconnection, or when a publish
+        # finds no stream: the server may have come back without its JetStream state.
+        self._export_bound_at = 0  # the reconnects count when the export last bound it
+        self._export_rebind = False
+        # The ``created`` time of the stream the import consumer reads (None: unknown).
+        self._import_stream_created: object = None
 
     def __repr__(self) -> str:
         mode = "jetstream" if self._jetstream else "core"
@@ -515,7 +537,7 @@ class NatsBridge(Generic[T]):
         await self._connect()
         try:
             if self._jetstream:
-                await self._bind_stream()
+                self._import_stream_created = (await self._bind_stream()).created
             if self._export:
                 self._sub = self._bus.subscribe(
                     max_buffer_size=self._max_buffer_size,
@@ -739,7 +761,15 @@ class NatsBridge(Generic[T]):
 
     # -- JetStream stream --------------------------------------------------------------------
 
-    async def _bind_stream(self) -> None:
+    async def _bind_stream(
+        self, created_event: str = "nats_stream_created"
+    ) -> nats.js.api.StreamInfo:
+        """Bind the stream, creating it if missing (logged as ``created_event``).
+
+        :returns: the stream's info.
+        :raises ValueError: if the stream exists without ``{prefix}.>`` in its subjects, or
+            ``stream_config`` holds unknown fields.
+        """
         js = self._js
         assert js is not None
         wanted = f"{self._prefix}.>"
@@ -756,7 +786,7 @@ class NatsBridge(Generic[T]):
                 **{**self._stream_config, "name": self._stream, "subjects": [wanted]}
             )
             info = await js.add_stream(config)
-            _log.info("nats_stream_created", stream=self._stream, subjects=[wanted])
+            _log.info(created_event, node_id=self._node_id, stream=self._stream, subjects=[wanted])
         subjects = info.config.subjects or []
         if wanted not in subjects:
             raise ValueError(
@@ -764,6 +794,27 @@ class NatsBridge(Generic[T]):
                 f"which do not include {wanted!r}"
             )
         self._stream_max_msg_size = info.config.max_msg_size or 0
+        return info
+
+    async def _rebind_stream(self) -> nats.js.api.StreamInfo | None:
+        """Bind the stream again, creating it if it was lost (``nats_stream_recreated``).
+
+        :returns: the stream's info, or None if that failed (the link, JetStream not ready
+            yet, a stream without the prefix): try again later. Failures are logged
+            throttled (``nats_stream_bind_failed``: 1st, 2nd, 4th, ... with the count).
+        """
+        try:
+            return await self._bind_stream("nats_stream_recreated")
+        except (*_LINK_ERRORS, nats.js.errors.APIError, ValueError) as exc:
+            self._count_and_log(
+                "stream_bind_failed",
+                _log.warning,
+                "nats_stream_bind_failed",
+                count_key="failed",
+                stream=self._stream,
+                error=repr(exc),
+            )
+            return None
 
     async def _read_stream_limit(self) -> bool:
         """Read the stream's ``max_msg_size`` again.
@@ -778,6 +829,11 @@ class NatsBridge(Generic[T]):
             info = await js.stream_info(self._stream)
         except _LINK_ERRORS as exc:
             _log.warning("nats_stream_info_failed", node_id=self._node_id, error=repr(exc))
+            return False
+        except nats.js.errors.NotFoundError:
+            # The stream is gone (a server back without its JetStream state): bind it
+            # again, which creates it, before the next publish.
+            self._export_rebind = True
             return False
         except nats.js.errors.APIError as exc:
             _log.warning("nats_stream_info_failed", node_id=self._node_id, error=repr(exc))
@@ -913,6 +969,13 @@ class NatsBridge(Generic[T]):
         backoff = 0.05
         while pending:
             await self._wait_link()
+            if self._export_rebind or self._export_bound_at != self._c.reconnects:
+                reconnects = self._c.reconnects
+                if await self._rebind_stream() is None:
+                    await anyio.sleep(backoff)
+                    backoff = min(backoff * 2, 1.0)
+                    continue
+                self._export_bound_at, self._export_rebind = reconnects, False
             limit = self._stream_max_msg_size
             # Refusing is for good: first make sure the stream's limit was not raised since
             # it was read (what an operator does on seeing these failures). If the link
@@ -948,6 +1011,8 @@ class NatsBridge(Generic[T]):
             self._in_hand -= acked
             pending = pending[acked:]
             if pending:
+                if isinstance(error, nats.js.errors.NoStreamResponseError):
+                    self._export_rebind = True  # no stream answered: it may be gone
                 self._c.export_retries += len(pending)
                 _log.warning(
                     "nats_export_retry",
@@ -1048,7 +1113,72 @@ class NatsBridge(Generic[T]):
             filter_subject, durable=self._durable, stream=self._stream, config=config
         )
 
-    async def _rewind_if_in_flight(self) -> None:
+    async def _rebind_import(self) -> bool:
+        """After a reconnection: bind the stream and find the consumer, recreating what is gone.
+
+        A stream that is missing is created (``nats_stream_recreated``). A stream found
+        replaced (another ``created`` time, or fewer messages than this process delivered)
+        starts its sequences again, so the import restarts at its start and forgets what it
+        had delivered. A missing consumer is created again under the same name
+        (``nats_consumer_recreated``): at the new stream's start if the stream was replaced,
+        else after the last message delivered to the local bus in this process (else where
+        the first one started). A consumer still there is rewound if deliveries are in flight.
+
+        :returns: False if the link or JetStream failed meanwhile: try again later.
+        """
+        info = await self._rebind_stream()
+        if info is None:
+            return False
+        created = info.created
+        replaced = (
+            created is not None and created != self._import_stream_created
+        ) or info.state.last_seq < self._delivered_seq
+        self._import_stream_created = created
+        if replaced:
+            self._delivered_seq = 0
+        pull = self._pull
+        assert pull is not None
+        try:
+            try:
+                consumer = await pull.consumer_info()
+            except nats.js.errors.NotFoundError:
+                await self._recreate_consumer(replaced)
+            else:
+                await self._rewind_if_in_flight(consumer)
+        except (*_LINK_ERRORS, nats.js.errors.APIError) as exc:
+            self._count_and_log(
+                "stream_bind_failed",
+                _log.warning,
+                "nats_consumer_bind_failed",
+                count_key="failed",
+                stream=self._stream,
+                error=repr(exc),
+            )
+            return False
+        return True
+
+    async def _recreate_consumer(self, stream_replaced: bool) -> None:
+        pull = self._pull
+        assert pull is not None
+        with contextlib.suppress(nats.errors.Error):
+            await pull.unsubscribe()
+        if stream_replaced:
+            start: int | None = 1
+        elif self._delivered_seq:
+            start = self._delivered_seq + 1
+        else:
+            start = self._start_seq
+        await self._pull_subscribe(start)
+        _log.warning(
+            "nats_consumer_recreated",
+            node_id=self._node_id,
+            stream=self._stream,
+            consumer=self._durable,
+            start_seq=start,
+            stream_lost=stream_replaced,
+        )
+
+    async def _rewind_if_in_flight(self, info: nats.js.api.ConsumerInfo | None = None) -> None:
         """Recreate the consumer at its ack floor if deliveries are unacknowledged.
 
         Messages up to the last one delivered to the local bus in this process are then
@@ -1057,7 +1187,8 @@ class NatsBridge(Generic[T]):
         js, pull = self._js, self._pull
         assert js is not None
         assert pull is not None
-        info = await pull.consumer_info()
+        if info is None:
+            info = await pull.consumer_info()
         if not info.num_ack_pending:
             return
         start = (info.ack_floor.stream_seq if info.ack_floor else 0) + 1
@@ -1158,12 +1289,17 @@ class NatsBridge(Generic[T]):
     async def _import_batches(self) -> None:
         barrier = self._ack_barrier
         reconnects = self._c.reconnects
+        rebind = False
         while not self._stopping_import:
             try:
                 await self._wait_link()
-                if self._c.reconnects != reconnects:
-                    reconnects = self._c.reconnects
-                    await self._rewind_if_in_flight()
+                if rebind or self._c.reconnects != reconnects:
+                    # The server may have come back without its JetStream state.
+                    reconnects, rebind = self._c.reconnects, True
+                    if not await self._rebind_import():
+                        await anyio.sleep(self._fetch_timeout)
+                        continue
+                    rebind = False
                 pull = self._pull
                 assert pull is not None
                 msgs = await pull.fetch(self._fetch_batch, timeout=self._fetch_timeout)
@@ -1173,6 +1309,7 @@ class NatsBridge(Generic[T]):
                 continue
             except nats.js.errors.APIError as exc:
                 _log.warning("nats_fetch_failed", node_id=self._node_id, error=repr(exc))
+                rebind = True  # the consumer or the stream may be gone
                 await anyio.sleep(self._fetch_timeout)
                 continue
             except _LINK_ERRORS:

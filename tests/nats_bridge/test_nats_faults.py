@@ -253,3 +253,85 @@ async def test_tls_options_are_passed_to_the_client(
                     sent = bus.publish(AgentStarted(agent="tls"))
                     (got,) = await receive(sub, 1)
     assert got.event_id == sent.event_id
+
+
+async def test_server_back_without_its_jetstream_state_recreates_stream_and_consumer(
+    nats_server: NatsServer,
+) -> None:
+    with fail_after(30):
+        async with (
+            EventBus[BridgeEvent]() as bus,
+            EventBus[BridgeEvent]() as audit_bus,
+            make_bridge(bus, nats_server.url, jetstream=True, import_=False) as pub,
+        ):
+            with audit_bus.subscribe(max_buffer_size=1000) as sub:
+                async with make_bridge(
+                    audit_bus, nats_server.url, jetstream=True, export=False, durable="audit"
+                ) as audit:
+                    for i in range(5):
+                        bus.publish(AgentStarted(agent="p", n=i))
+                    before = await receive(sub, 5)
+                    await pub.flush()
+                    nats_server.stop()
+                    shutil.rmtree(nats_server.store)  # the stream and the consumer are gone
+                    nats_server.store.mkdir()
+                    with capture_logs() as logs:
+                        nats_server.start()
+                        for i in range(5, 12):
+                            bus.publish(AgentStarted(agent="p", n=i))
+                        with fail_after(10):
+                            after = await receive(sub, 7)
+                            await pub.flush()
+                    stats, audit_stats = pub.statistics(), audit.statistics()
+                    pull = audit._pull
+                    assert pull is not None
+                    info = await pull.consumer_info()
+    assert [e.event.n for e in before + after] == list(range(12))  # type: ignore[union-attr]
+    assert (stats.exported, stats.export_lagged) == (12, 0)
+    assert audit_stats.imported == 12
+    # The durable consumer was recreated under its name, on the new stream from its start.
+    assert (info.name, info.delivered.stream_seq, info.num_pending) == ("audit", 7, 0)  # type: ignore[union-attr]
+    events = [e["event"] for e in logs]
+    assert events.count("nats_stream_recreated") >= 1
+    assert events.count("nats_consumer_recreated") == 1
+    (recreated,) = [e for e in logs if e["event"] == "nats_consumer_recreated"]
+    assert (recreated["consumer"], recreated["stream_lost"]) == ("audit", True)
+
+
+async def test_a_lost_durable_consumer_is_recreated_after_what_was_delivered(
+    nats_server: NatsServer,
+) -> None:
+    with fail_after(30):
+        async with (
+            EventBus[BridgeEvent]() as bus,
+            EventBus[BridgeEvent]() as audit_bus,
+            make_bridge(bus, nats_server.url, jetstream=True, import_=False) as pub,
+        ):
+            with audit_bus.subscribe(max_buffer_size=1000) as sub:
+                async with make_bridge(
+                    audit_bus, nats_server.url, jetstream=True, export=False, durable="audit"
+                ) as audit:
+                    for i in range(5):
+                        bus.publish(AgentStarted(agent="p", n=i))
+                    before = await receive(sub, 5)
+                    await pub.flush()
+                    nc = await nats.connect(nats_server.url)
+                    await nc.jetstream().delete_consumer("KERNEL_EVENTS", "audit")
+                    await nc.close()
+                    with capture_logs() as logs:
+                        nats_server.restart()  # the stream is kept, the consumer is not
+                        for i in range(5, 9):
+                            bus.publish(AgentStarted(agent="p", n=i))
+                        after = await receive(sub, 4)
+                        await pub.flush()
+                    pull = audit._pull
+                    assert pull is not None
+                    info = await pull.consumer_info()
+                    imported = audit.statistics().imported
+    assert [e.event.n for e in before + after] == list(range(9))  # type: ignore[union-attr]
+    assert imported == 9
+    assert (info.name, info.delivered.stream_seq, info.num_pending) == ("audit", 9, 0)  # type: ignore[union-attr]
+    events = [e["event"] for e in logs]
+    assert "nats_stream_recreated" not in events
+    (recreated,) = [e for e in logs if e["event"] == "nats_consumer_recreated"]
+    assert (recreated["start_seq"], recreated["stream_lost"]) == (6, False)
