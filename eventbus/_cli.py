@@ -498,6 +498,14 @@ def _run_audit_verify(args: argparse.Namespace) -> int:
 # -- replay --------------------------------------------------------------------------------
 
 
+def _starts_with(path: Path, magic: bytes) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(magic)) == magic
+    except OSError:
+        return False
+
+
 def _run_replay(args: argparse.Namespace) -> int:
     from audit import rebuild_audit_trail
 
@@ -506,6 +514,11 @@ def _run_replay(args: argparse.Namespace) -> int:
     path: Path = args.log
     if path.is_dir():
         raise _Failure(f"{path} is a directory, not a session log")
+    if _starts_with(path, b"SQLite format 3\x00"):  # (its bytes could pass for a torn line)
+        raise _Failure(
+            f"{path} is a SQLite database, not a session log (an audit store is read with "
+            "'eventbus audit show')"
+        )
     try:
         log = read_log(path)
     except FileNotFoundError:

@@ -927,6 +927,22 @@ def test_replay_says_how_many_entries_its_trail_evicted_and_keeps_more_with_capa
     assert "--capacity" in err
 
 
+def test_replay_of_a_sqlite_file_says_what_it_is(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # An operator passed an audit store: "JSON is malformed: invalid character (byte 0)".
+    from audit.sinks import SqliteSink
+
+    store = tmp_path / "audit.sqlite3"
+    SqliteSink(store).close()
+    code, out, err = run(capsys, "replay", str(store))
+    assert (code, out) == (1, "")
+    assert err == (
+        f"eventbus: error: {store} is a SQLite database, not a session log (an audit store "
+        "is read with 'eventbus audit show')\n"
+    )
+
+
 def test_replay_without_flags_prints_both(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "replay", str(FIXTURES / "events_ask_user.jsonl"))
     assert code == 0
