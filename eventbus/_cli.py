@@ -498,23 +498,20 @@ def _run_audit_verify(args: argparse.Namespace) -> int:
 # -- replay --------------------------------------------------------------------------------
 
 
-def _starts_with(path: Path, magic: bytes) -> bool:
-    try:
-        with open(path, "rb") as f:
-            return f.read(len(magic)) == magic
-    except OSError:
-        return False
-
-
 def _run_replay(args: argparse.Namespace) -> int:
     from audit import rebuild_audit_trail
+    from audit.sinks._sqlite import is_sqlite_file
 
     from .replay import read_log, rebuild_os_snapshot
 
     path: Path = args.log
     if path.is_dir():
         raise _Failure(f"{path} is a directory, not a session log")
-    if _starts_with(path, b"SQLite format 3\x00"):  # (its bytes could pass for a torn line)
+    try:  # a SQLite file's bytes could pass for a log's torn final line
+        sqlite = is_sqlite_file(path)
+    except OSError:  # missing or unreadable: read_log below says which
+        sqlite = False
+    if sqlite:
         raise _Failure(
             f"{path} is a SQLite database, not a session log (an audit store is read with "
             "'eventbus audit show')"
