@@ -6,10 +6,11 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Final
 
 import msgspec
 import structlog
+
+from eventbus._files import CHUNK, end_of_last_line
 
 from .._entry import AuditEntry
 from ._base import (
@@ -25,8 +26,6 @@ from ._base import (
 __all__ = ["JsonlContents", "JsonlSink", "read_jsonl", "verify_jsonl"]
 
 _log = structlog.get_logger("audit.sinks")
-
-_CHUNK: Final = 1 << 16
 
 
 _decode_anchor = msgspec.json.Decoder(StoreAnchor).decode
@@ -45,19 +44,6 @@ def _read_anchor(path: str) -> StoreAnchor | None:
         return None
 
 
-def _torn_tail_start(fd: int, size: int) -> int:
-    """The offset just after the last ``\\n`` of the file (``size`` if it ends with one)."""
-    end = size
-    while end > 0:
-        start = max(0, end - _CHUNK)
-        chunk = os.pread(fd, end - start, start)
-        i = chunk.rfind(b"\n")
-        if i >= 0:
-            return start + i + 1
-        end = start
-    return 0
-
-
 def _tail_lines(fd: int, end: int, n: int) -> list[bytes]:
     """The last ``n`` lines of the file's first ``end`` bytes (which end with a ``\\n``, or
     are none), oldest first, without their ``\\n``: read backwards, never the whole file."""
@@ -67,7 +53,7 @@ def _tail_lines(fd: int, end: int, n: int) -> list[bytes]:
     newlines = 0
     start = end
     while start > 0 and newlines <= n:  # n + 1 newlines bound n complete lines
-        read_from = max(0, start - _CHUNK)
+        read_from = max(0, start - CHUNK)
         chunk = os.pread(fd, start - read_from, read_from)
         chunks.append(chunk)
         newlines += chunk.count(b"\n")
@@ -187,7 +173,7 @@ class JsonlSink(FileSink):
         fd = os.open(self._path, os.O_RDWR | os.O_APPEND | create, 0o600)
         try:
             size = os.fstat(fd).st_size
-            keep = _torn_tail_start(fd, size)
+            keep = end_of_last_line(fd, size)
             if anchor is None and keep:  # a file with lines but no anchor: is it a store?
                 try:
                     decode_entry(_tail_lines(fd, keep, 1)[0])
@@ -285,7 +271,7 @@ class JsonlSink(FileSink):
         with self._lock:
             self._check_open()
             fd = self._fd
-            tail = _tail_lines(fd, _torn_tail_start(fd, os.fstat(fd).st_size), n)
+            tail = _tail_lines(fd, end_of_last_line(fd, os.fstat(fd).st_size), n)
         return [decode_entry(line) for line in tail]
 
     def close(self) -> None:

@@ -16,6 +16,7 @@ from anyio import EndOfStream, WouldBlock
 
 from .._bus import EventBus, OverflowPolicy, Subscription, _check_positive_int
 from .._envelope import Envelope
+from .._files import end_of_last_line
 from ..codec import encode_json
 from ._log import LogGap, _GapLine
 
@@ -25,7 +26,6 @@ FsyncPolicy = Literal["always", "batch", "never"]
 """When the recorder asks the OS to put written lines on disk; see :class:`SessionLogRecorder`."""
 
 _log = structlog.get_logger("eventbus.replay")
-_CHUNK: Final = 1 << 16
 
 
 def _open_to_append(path: str) -> IO[bytes]:
@@ -40,14 +40,8 @@ def _open_to_append(path: str) -> IO[bytes]:
     file = open(path, "a+b")  # noqa: SIM115 (returned open, closed by the recorder)
     try:
         fd = file.fileno()
-        size = end = os.fstat(fd).st_size
-        while end > 0:  # find the last newline, reading backwards
-            start = max(0, end - _CHUNK)
-            newline = os.pread(fd, end - start, start).rfind(b"\n")
-            if newline >= 0:
-                end = start + newline + 1
-                break
-            end = start
+        size = os.fstat(fd).st_size
+        end = end_of_last_line(fd, size)
         if end < size:
             try:
                 msgspec.json.decode(os.pread(fd, size - end, end))
