@@ -171,6 +171,7 @@ class Auditor:
         self._enqueued_seq = 0  # trail seq of the newest entry queued for the sink
         self._written_seq = 0  # trail seq of the newest entry committed to the sink
         self._sink_failed: BaseException | None = None
+        self._store_newest: AuditEntry | None = None  # the sink's newest entry at the start
         self._sink_written = 0
         self._sink_errors = 0
         self._sink_lost = 0
@@ -231,24 +232,62 @@ class Auditor:
                 )
             else:
                 self._written_seq = self._enqueued_seq = self._trail.last_seq
+                missing = self._continuation()  # (again: the trail may have grown meanwhile)
+                if missing:
+                    self._written_seq = missing[0].seq - 1
+                    self._pending.extend(missing)
+                    _log.info(
+                        "audit_sink_catching_up",
+                        name=self._name,
+                        first_seq=missing[0].seq,
+                        last_seq=missing[-1].seq,
+                    )
         except BaseException:
             self._teardown()
             raise
 
     async def _check_continues(self) -> None:
-        """Refuse a sink whose newest entry is not the trail's newest before anything is
-        written to it: the trail would write seqs the store already has (SQLite refuses
-        them deep inside the writer; JSONL would take them, and its chain would then read
-        as tampered)."""
+        """Refuse a sink this trail does not continue before anything is written to it: the
+        trail would write seqs the store already has (SQLite refuses them deep inside the
+        writer; JSONL would take them, and its chain would then read as tampered).
+
+        A store that ends at an entry the trail holds is continued: a trail attached to it
+        before (and detached, or whose sink failed) has what the store lacks, and
+        :meth:`_setup` queues that for the writer first."""
         assert self._sink is not None
         newest = await anyio.to_thread.run_sync(self._sink.load_tail, 1)
-        seq, head = self._trail.last_seq, self._trail._prev  # (as they are once attached)
-        if newest and (newest[-1].seq != seq or newest[-1].hash != head):
-            raise ValueError(
-                f"sink already holds entries up to seq {newest[-1].seq} that this trail does "
-                f"not continue (its last seq is {seq}): pass resume=True to continue the "
-                "store, or give a new one"
+        if newest:
+            self._store_newest = newest[-1]
+            self._continuation()
+
+    def _continuation(self) -> list[AuditEntry]:
+        """The trail's entries after the store's newest (see :meth:`_check_continues`).
+
+        :raises ValueError: if the trail does not continue the store.
+        """
+        stored = self._store_newest
+        if stored is None:
+            return []
+        trail = self._trail
+        missing = trail._continuation(stored)
+        if missing is not None:
+            return missing
+        seq = trail.last_seq
+        oldest = trail._anchor[0] + 1
+        if seq == 0:
+            advice = "pass resume=True to continue the store, or give a new one"
+        elif oldest <= seq and stored.seq < oldest - 1:
+            advice = (
+                f"the trail no longer holds the entries after it (its oldest is seq {oldest}), "
+                "so it cannot fill the gap: give it a new store"
             )
+        else:
+            # resume=True would put the store's entries before this trail's own.
+            advice = "give it a new store, or resume the store into a new trail"
+        raise ValueError(
+            f"sink already holds entries up to seq {stored.seq} that this trail does not "
+            f"continue (its last seq is {seq}): {advice}"
+        )
 
     async def __call__(
         self, *, task_status: TaskStatus[Auditor] = anyio.TASK_STATUS_IGNORED
@@ -757,10 +796,17 @@ def attach_audit_trail(
         continue its seq and hash chain (:meth:`AuditTrail.restore`), reading in a worker
         thread. Envelopes published meanwhile are kept (renumbered after the restored ones).
         Without it, a sink that already holds entries is refused when the auditor starts
-        (:exc:`ValueError`) unless ``trail`` ends exactly where the store does: a restarted
-        process must pass ``resume=True`` to append to its old store. (The auditor reads
-        the sink's newest entry, ``load_tail(1)``, in a worker thread before it attaches
-        to the bus, so one refused records nothing; the read's own errors propagate.)
+        (:exc:`ValueError`) unless ``trail`` continues it: a restarted process must pass
+        ``resume=True`` to append to its old store. ``trail`` continues a store that ends
+        where it does, or at an entry it still holds: a trail attached to the store before
+        (detached since, or kept after its sink failed, with ``on_sink_error="count"``).
+        The auditor then first writes the store the entries it lacks (logging
+        ``audit_sink_catching_up``), so the store ends up holding the trail's whole chain;
+        if the trail has evicted some of them, it is refused, naming its oldest seq.
+        ``resume=True`` with such a trail is refused too: it would record the store's
+        entries twice. (The auditor reads the sink's newest entry, ``load_tail(1)``, in a
+        worker thread before it attaches to the bus, so one refused records nothing; the
+        read's own errors propagate.)
     :param on_sink_error: when a sink write fails (disk full, fsync error): ``"raise"``
         (default) lets the error end the auditor, so it surfaces from the ``async with``
         block or task group (in an :exc:`ExceptionGroup`); ``"count"`` logs

@@ -354,12 +354,34 @@ class AuditTrail:
         :raises ValueError: if the sink's entries do not form an intact chain (a store
             tampered with or torn in the middle; see :func:`~audit.sinks.verify_sink`), were
             written with the other ``hash_chain`` setting, or if this trail has already
-            evicted entries or been restored.
+            evicted entries, been restored, or holds entries the sink holds too (it was
+            attached to that store before: it continues it without a restore).
         :raises anyio.ClosedResourceError: if the sink is closed (nothing is restored); the
             sink's other read errors propagate too.
         """
         self._restore_entries(sink.load_tail(self._capacity))
         return self._restored
+
+    def _continuation(self, newest: AuditEntry) -> list[AuditEntry] | None:
+        """What this trail appended after a store's ``newest`` entry, oldest first (``[]`` if
+        it ends there too), or ``None`` if the trail does not continue that store: it holds
+        another entry at that seq, has evicted the entries after it, or has not reached it.
+
+        The trail continues the store when it holds ``newest`` itself (the same entry, at the
+        same seq), or, with a hash chain, when ``newest`` is the entry it last evicted (its
+        anchor): every entry it holds then chains onto the store.
+        """
+        entries = self._entries
+        if not entries:  # (a new trail: a trail holds its newest entry once it has one)
+            return None
+        offset = newest.seq - entries[0].seq
+        if offset >= 0:
+            if offset < len(entries) and entries[offset] == newest:
+                return list(islice(entries, offset + 1, None))
+            return None
+        if offset == -1 and self._chain and self._anchor == (newest.seq, newest.hash):
+            return list(entries)
+        return None
 
     def _restore_entries(self, loaded: list[AuditEntry]) -> list[AuditEntry]:
         """Put ``loaded`` (oldest first) before the entries held; return those, renumbered."""
@@ -367,6 +389,17 @@ class AuditTrail:
             raise ValueError("restore needs a trail that has not evicted entries or restored")
         if not loaded:
             return []
+        if self._entries:
+            # Entries the store holds too (a trail attached to it before): re-appending
+            # them after the store's own would record every one of them twice.
+            held = self._entries[0]
+            offset = held.seq - loaded[0].seq
+            if 0 <= offset < len(loaded) and loaded[offset] == held:
+                raise ValueError(
+                    f"this trail already holds the sink's entries from seq {held.seq}: "
+                    "restoring would record them twice; attach it without resume=True (it "
+                    "then writes the store the entries it lacks), or restore a new trail"
+                )
         chained = bool(loaded[0].hash)
         bad = verify_chain(loaded, chained=chained)
         if bad is not None:

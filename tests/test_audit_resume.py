@@ -205,3 +205,153 @@ async def test_an_auditor_accepted_at_start_writes_what_its_trail_holds(
         assert sink.load_tail(100) == trail.entries()
         assert trail.entries()[-1].action == Other(detail="ping:1")
     assert verify_sink(path_of(sink)) is None
+
+
+# -- a trail attached to its store again: it fills in what the store lacks ---------------------
+
+
+async def run_without_a_sink(trail: AuditTrail, numbers: range) -> None:
+    async with EventBus() as bus, attach_audit_trail(bus, trail, mapper=pinger()) as auditor:
+        for n in numbers:
+            bus.publish(Ping(n=n))
+        await auditor.flush()
+
+
+@MODES
+@pytest.mark.parametrize("chain", [True, False], ids=["chain", "no_chain"])
+async def test_a_trail_attached_again_writes_the_store_what_it_recorded_meanwhile(
+    open_sink: Callable[[], AuditSink], mode: str, chain: bool
+) -> None:
+    trail = AuditTrail(hash_chain=chain)
+    with open_sink() as sink:  # type: ignore[attr-defined]
+        await run(sink, trail, range(3), mode)
+    await run_without_a_sink(trail, range(3, 5))  # seq 4 and 5: the store never saw them
+    with open_sink() as sink:  # type: ignore[attr-defined]
+        await run(sink, trail, range(5, 7), mode)
+        stored = sink.load_tail(100)
+    assert [e.seq for e in stored] == list(range(1, 8))
+    assert stored == trail.entries()
+    assert verify_sink(path_of(sink)) is None
+
+
+class FailingSink:
+    """A sink whose writes raise ``OSError`` once :attr:`failing` is set."""
+
+    def __init__(self, inner: AuditSink) -> None:
+        self.inner = inner
+        self.failing = False
+
+    def write(self, entries: Sequence[AuditEntry]) -> None:
+        if self.failing:
+            raise OSError(28, "No space left on device")
+        self.inner.write(entries)
+
+    def load_tail(self, n: int) -> list[AuditEntry]:
+        return self.inner.load_tail(n)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+@MODES
+async def test_a_trail_kept_after_its_sink_failed_fills_the_store_when_attached_again(
+    open_sink: Callable[[], AuditSink], mode: str
+) -> None:
+    trail = AuditTrail()
+    with open_sink() as inner:  # type: ignore[attr-defined]
+        sink = FailingSink(inner)
+        async with (
+            EventBus() as bus,
+            attach_audit_trail(
+                bus,
+                trail,
+                mapper=pinger(),
+                sink=sink,
+                mode=mode,  # type: ignore[arg-type]
+                on_sink_error="count",
+            ) as auditor,
+        ):
+            for n in range(3):
+                bus.publish(Ping(n=n))
+            await auditor.flush()
+            sink.failing = True  # the disk fills up
+            for n in range(3, 6):
+                bus.publish(Ping(n=n))
+            await auditor.flush()
+        stats = auditor.statistics()
+        assert (stats.sink_written, stats.sink_errors, stats.sink_lost) == (3, 1, 3)
+        assert [e.seq for e in inner.load_tail(100)] == [1, 2, 3]
+    with open_sink() as sink:  # the disk has room again: the same trail, attached again
+        await run(sink, trail, range(6, 7), mode)
+        assert sink.load_tail(100) == trail.entries()
+        assert trail.last_seq == 7
+    assert verify_sink(path_of(sink)) is None
+
+
+async def test_a_trail_that_evicted_only_its_anchor_entry_still_continues_the_store(
+    open_sink: Callable[[], AuditSink],
+) -> None:
+    trail = AuditTrail(capacity=3)
+    with open_sink() as sink:  # type: ignore[attr-defined]
+        await run(sink, trail, range(2), "queued")
+    await run_without_a_sink(trail, range(2, 5))  # holds 3..5; seq 2 is its anchor
+    assert trail.anchor[0] == 2
+    with open_sink() as sink:  # type: ignore[attr-defined]
+        await run(sink, trail, range(5, 6), "queued")
+        assert [e.seq for e in sink.load_tail(100)] == [1, 2, 3, 4, 5, 6]
+    assert verify_sink(path_of(sink)) is None
+
+
+@MODES
+async def test_a_trail_that_evicted_what_the_store_lacks_is_refused_naming_its_oldest_seq(
+    open_sink: Callable[[], AuditSink], mode: str
+) -> None:
+    trail = AuditTrail(capacity=3)
+    with open_sink() as sink:  # type: ignore[attr-defined]
+        await run(sink, trail, range(2), mode)
+    await run_without_a_sink(trail, range(2, 7))  # seq 3..7; holds 5..7
+    with open_sink() as sink:  # type: ignore[attr-defined]
+        with pytest.raises(
+            ValueError,
+            match=r"^sink already holds entries up to seq 2 that this trail does not continue "
+            r"\(its last seq is 7\): the trail no longer holds the entries after it \(its "
+            r"oldest is seq 5\), so it cannot fill the gap: give it a new store$",
+        ):
+            await run(sink, trail, range(7, 8), mode)
+        assert [e.seq for e in sink.load_tail(100)] == [1, 2]
+    assert trail.last_seq == 7
+
+
+async def test_resume_into_a_trail_that_holds_the_stores_entries_is_refused(
+    open_sink: Callable[[], AuditSink],
+) -> None:
+    trail = AuditTrail()
+    with open_sink() as sink:  # type: ignore[attr-defined]
+        await run(sink, trail, range(3), "queued")
+        with pytest.raises(
+            ValueError,
+            match=r"^this trail already holds the sink's entries from seq 1: restoring would "
+            r"record them twice; attach it without resume=True \(it then writes the store "
+            r"the entries it lacks\), or restore a new trail$",
+        ):
+            await run(sink, trail, range(3, 4), "queued", resume=True)
+        assert [e.seq for e in sink.load_tail(100)] == [1, 2, 3]
+    assert [e.seq for e in trail] == [1, 2, 3]
+
+
+async def test_a_used_trail_that_does_not_continue_the_store_is_not_told_to_resume(
+    open_sink: Callable[[], AuditSink],
+) -> None:
+    # resume=True would put the store's three entries before the trail's own two.
+    with open_sink() as sink:  # type: ignore[attr-defined]
+        await run(sink, AuditTrail(), range(3), "queued")
+        other = AuditTrail()
+        await run_without_a_sink(other, range(2))
+        with pytest.raises(
+            ValueError,
+            match=r"^sink already holds entries up to seq 3 that this trail does not continue "
+            r"\(its last seq is 2\): give it a new store, or resume the store into a new "
+            r"trail$",
+        ):
+            await run(sink, other, range(2, 3), "queued")
+        assert len(sink.load_tail(100)) == 3
