@@ -236,6 +236,9 @@ class Auditor:
                 if missing:
                     self._written_seq = missing[0].seq - 1
                     self._pending.extend(missing)
+                    # Room for them on top of the buffer: they are in the trail already, and
+                    # new entries must not wait for (or, inline, be dropped behind) them.
+                    self._sink_buffer += len(missing)
                     _log.info(
                         "audit_sink_catching_up",
                         name=self._name,

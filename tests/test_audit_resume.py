@@ -355,3 +355,33 @@ async def test_a_used_trail_that_does_not_continue_the_store_is_not_told_to_resu
         ):
             await run(sink, other, range(2, 3), "queued")
         assert len(sink.load_tail(100)) == 3
+
+
+@MODES
+async def test_what_a_trail_fills_in_takes_no_room_from_new_entries(
+    open_sink: Callable[[], AuditSink], mode: str
+) -> None:
+    # Inline, an entry that finds the sink's buffer full never reaches the store (a hole
+    # in its chain); queued, the consumer would wait behind the entries being filled in.
+    trail = AuditTrail()
+    with open_sink() as sink:  # type: ignore[attr-defined]
+        await run(sink, trail, range(1), mode)
+    await run_without_a_sink(trail, range(1, 5))  # four entries the store lacks
+    with open_sink() as sink:  # type: ignore[attr-defined]
+        async with (
+            EventBus() as bus,
+            attach_audit_trail(
+                bus,
+                trail,
+                mapper=pinger(),
+                sink=sink,
+                mode=mode,  # type: ignore[arg-type]
+                sink_buffer_size=2,
+            ) as auditor,
+        ):
+            bus.publish(Ping(n=5))
+            bus.publish(Ping(n=6))
+            await auditor.flush()
+        assert auditor.statistics().sink_lost == 0
+        assert sink.load_tail(100) == trail.entries()
+    assert verify_sink(path_of(sink)) is None
