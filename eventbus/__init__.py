@@ -75,6 +75,11 @@ stopped or closed, ``publish_threadsafe`` from another thread raises
 ``publish``, which does not check the loop: after the run ended there, the envelope goes to
 subscriptions nobody can receive from any more (close the bus when its loop ends).
 
+Trio running as a guest of an asyncio loop (``trio.lowlevel.start_guest_run``) shares that
+loop's thread: a bus first used by its trio tasks belongs to trio, and they wait on it as trio
+tasks (the backend is told the way anyio tells it, by asking trio first). Use one bus per side
+rather than one shared by asyncio and trio tasks.
+
 Causation
 ---------
 Inside ``with bus.caused_by(envelope):`` a publish that does not give ids gets
