@@ -3,7 +3,8 @@
 Subcommands (each with ``--help``)::
 
     eventbus demo [--agents N] [--events N] [--db PATH]
-    eventbus audit show PATH [--actor A] [--kind K] [--action X] [--since-seq N] [--json]
+    eventbus audit show PATH [--actor A] [--kind K] [--action X] [--since-seq N]
+                        [--event-id ID] [--duplicates] [--json]
     eventbus audit verify PATH
     eventbus replay LOG [--snapshot] [--trail]
     eventbus schema [--check [DIR] | --write DIR]
@@ -17,6 +18,7 @@ the replay package and the schema generator are imported by the subcommands that
 from __future__ import annotations
 
 import argparse
+import itertools
 import logging
 import math
 import os
@@ -29,7 +31,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn, TextIO
 
 import anyio
 import anyio.lowlevel
@@ -40,6 +42,7 @@ from ._bus import EventBus, Subscription, _kind_of
 
 if TYPE_CHECKING:
     from audit import AuditEntry
+    from audit.sinks._base import StoreAnchor
 
 __all__ = ["main"]
 
@@ -228,7 +231,14 @@ def _build_parser() -> _Parser:
         "show",
         parents=[verbose],
         help="print the entries of an audit store, optionally filtered",
-        description="Print the entries of a SQLite or JSONL audit store, oldest first.",
+        description=(
+            "Print the entries of a SQLite or JSONL audit store, oldest first. The filters "
+            "combine. A store that shows damage in the same read (seqs missing, out of "
+            "order or repeated, an entry whose prev_hash is not the hash of the one before "
+            "it, ends other than its anchor's) is listed all the same, with one warning on "
+            "stderr naming what was seen, and exit 0: only 'eventbus audit verify PATH' "
+            "checks every entry's hash, and exits 1 for a store that is not intact."
+        ),
     )
     show.add_argument("path", type=Path, metavar="PATH", help="the audit store")
     show.add_argument("--actor", metavar="A", help="only entries by this actor")
@@ -238,6 +248,21 @@ def _build_parser() -> _Parser:
     )
     show.add_argument(
         "--since-seq", type=_non_negative_int, metavar="N", help="only entries with seq >= N"
+    )
+    show.add_argument(
+        "--event-id",
+        metavar="ID",
+        help="only entries recording the event with this event_id (the envelope's id; "
+        "more than one if the event was recorded twice)",
+    )
+    show.add_argument(
+        "--duplicates",
+        action="store_true",
+        help="only entries whose event_id an earlier entry of the store already recorded: "
+        "events recorded twice, as after an audit process fed by JetStream crashed "
+        "between storing a batch and acknowledging it. Earlier means in the whole store, "
+        "whatever the other filters select; entries of no single event (event_id null) "
+        "never count",
     )
     show.add_argument("--json", action="store_true", help="one JSON object per line")
     show.set_defaults(run=_run_audit_show)
@@ -408,37 +433,203 @@ def _run_audit_show(args: argparse.Namespace) -> int:
             f"(choose from {', '.join(sorted(names))})"
         )
     _require_store_file(path)
-    entries = _read_store(path)
+    store = _read_store(path)
+    entries = store.entries
+    # Over the whole store, in its order, whatever the other filters select.
+    repeated = _repeated_events(entries) if args.duplicates else None
     since = args.since_seq
     selected = [
         e
-        for e in entries
+        for i, e in enumerate(entries)
         if (args.actor is None or e.actor == args.actor)
         and (args.kind is None or e.kind == args.kind)
         and (args.action is None or isinstance(e.action, names[args.action]))
         and (since is None or e.seq >= since)
+        and (args.event_id is None or e.event_id == args.event_id)
+        and (repeated is None or i in repeated)
     ]
     out = sys.stdout
-    if args.json:
-        encode = msgspec.json.Encoder().encode
-        for entry in selected:
-            out.write(encode(entry).decode() + "\n")
-    elif selected:
-        _print_entries(selected, out)
-    else:
-        print(f"no entries match (the store holds {len(entries)})", file=sys.stderr)
-    out.flush()
+    try:
+        if args.json:
+            encode = msgspec.json.Encoder().encode
+            for entry in selected:
+                out.write(encode(entry).decode() + "\n")
+        elif selected:
+            _print_entries(selected, out)
+        else:
+            print(f"no entries match (the store holds {len(entries)})", file=sys.stderr)
+        out.flush()
+    finally:  # after the listing, where a terminal leaves it in sight; also if it broke off
+        if store.anchor_unread is not None:
+            print(
+                f"{_PROG}: warning: cannot read the anchor file {store.anchor_unread}: "
+                f"where {path} should start and end was not checked",
+                file=sys.stderr,
+            )
+        damage = _damage(entries, store.anchor)
+        if store.anchor_damage is not None:
+            damage.insert(0, store.anchor_damage)
+        if damage:
+            print(
+                f"{_PROG}: warning: {path} is damaged: {'; '.join(damage)}; "
+                f"'{_PROG} audit verify {path}' checks it entry by entry",
+                file=sys.stderr,
+            )
     return 0
 
 
-def _read_store(path: Path) -> list[AuditEntry]:
-    """Every entry of a SQLite or JSONL store, oldest first; one-line failures."""
-    from audit.sinks import read_jsonl
-    from audit.sinks._sqlite import UnreadableStoreError, is_sqlite_file, query_sqlite
+def _repeated_events(entries: Sequence[AuditEntry]) -> set[int]:
+    """The indexes of the entries whose ``event_id`` an earlier entry already recorded (an
+    event recorded twice, as after a redelivery). Memory: one set of the distinct ids."""
+    seen: set[str] = set()
+    repeated: set[int] = set()
+    for i, entry in enumerate(entries):
+        event_id = entry.event_id
+        if event_id is None:  # an entry that stands for no single event
+            continue
+        if event_id in seen:
+            repeated.add(i)
+        else:
+            seen.add(event_id)
+    return repeated
 
+
+#: How many instances of one kind of damage a warning names (it counts the rest).
+_NAMED = 3
+
+
+def _listed(items: list[str], count: int, verb: str, more: str) -> str:
+    """``"seq 7..9, 12 missing"``, or with ``", and 4 more gaps"`` past :data:`_NAMED`."""
+    text = f"{', '.join(items)}{verb}"
+    return text if count <= len(items) else f"{text}, and {count - len(items)} more {more}"
+
+
+def _damage(entries: Sequence[AuditEntry], anchor: StoreAnchor | None) -> list[str]:
+    """What a store's entries, in its order, and its anchor show of damage, without a hash
+    computed: seqs missing, out of order or repeated, entries whose ``prev_hash`` is not
+    their predecessor's ``hash``, and ends other than the anchor's. Empty if none (which
+    vouches for no entry's content: that takes ``audit verify``)."""
+    damage: list[str] = []
+    disorder: list[str] = []
+    disorders = 0
+    unlinked: list[str] = []
+    unlinks = 0
+    gaps: list[tuple[int, int]] = []
+    prev: AuditEntry | None = None
+    at_start = at_end = None
+    first = last = None
+    for entry in entries:
+        seq = entry.seq
+        first = seq if first is None or seq < first else first
+        last = seq if last is None or seq > last else last
+        if anchor is not None:
+            if seq == anchor.first_seq:
+                at_start = entry
+            if seq == anchor.last_seq:
+                at_end = entry
+        if prev is not None:
+            if seq <= prev.seq:
+                disorders += 1
+                if len(disorder) < _NAMED:
+                    disorder.append(
+                        f"seq {seq} is repeated"
+                        if seq == prev.seq
+                        else f"seq {seq} comes after seq {prev.seq}"
+                    )
+            elif seq > prev.seq + 1:
+                gaps.append((prev.seq + 1, seq - 1))
+            elif entry.prev_hash != prev.hash:
+                unlinks += 1
+                if len(unlinked) < _NAMED:
+                    unlinked.append(f"seq {seq} does not link to seq {prev.seq}")
+        prev = entry
+    if disorders:  # the gaps are those in the seqs there are, in whatever order
+        seqs = sorted({e.seq for e in entries})
+        gaps = [(a + 1, b - 1) for a, b in itertools.pairwise(seqs) if b > a + 1]
+    if gaps:
+        runs = [f"{a}..{b}" if b > a else f"{a}" for a, b in gaps[:_NAMED]]
+        damage.append("seq " + _listed(runs, len(gaps), " missing", "gaps"))
+    if disorders:
+        damage.append(_listed(disorder, disorders, "", "out of order"))
+    if unlinks:
+        damage.append(_listed(unlinked, unlinks, "", "broken links"))
+    if anchor is not None:
+        damage += _anchor_damage(anchor, first, last, at_start, at_end)
+    return damage
+
+
+def _anchor_damage(
+    anchor: StoreAnchor,
+    first: int | None,
+    last: int | None,
+    at_start: AuditEntry | None,
+    at_end: AuditEntry | None,
+) -> list[str]:
+    """The store's lowest and highest seq (``None`` for no entry), and its entries at the
+    anchor's ends, against where the ``anchor`` says the store starts and ends (entries
+    past its end are a batch written but not yet acknowledged: they stand)."""
+    if first is None or last is None:  # (a sink writes its anchor with its first entries)
+        return [
+            f"the anchor says the store holds seq {anchor.first_seq}..{anchor.last_seq}, "
+            "it holds no entry"
+        ]
+    damage = []
+    if first != anchor.first_seq:
+        damage.append(
+            f"the anchor says the store starts at seq {anchor.first_seq}, it starts at {first}"
+        )
+    elif at_start is not None and at_start.prev_hash != anchor.first_prev_hash:
+        damage.append(
+            f"seq {first} does not link to the hash the anchor says the store starts from"
+        )
+    if last < anchor.last_seq:
+        damage.append(
+            f"the anchor says the store ends at seq {anchor.last_seq}, it ends at {last}"
+        )
+    elif at_end is not None and at_end.hash != anchor.last_hash:
+        damage.append(f"seq {anchor.last_seq} is not the entry the anchor acknowledged")
+    return damage
+
+
+class _StoreRead(NamedTuple):
+    """What one read of a store found: its entries, in its order, and its anchor."""
+
+    entries: list[AuditEntry]
+    anchor: StoreAnchor | None
+    #: Why the anchor was not read although there is one (a warning's words), else None.
+    anchor_damage: str | None
+    #: The anchor file that could not be read (JSONL), and why; else None.
+    anchor_unread: str | None = None
+
+
+def _read_store(path: Path) -> _StoreRead:
+    """Every entry of a SQLite or JSONL store, oldest first, and its anchor; one-line
+    failures. A SQLite store's anchor is read in the same snapshot; a JSONL store's anchor
+    file before the store, so a writer appending meanwhile can add entries past the anchor
+    (which stand) but never make it look cut."""
+    from audit.sinks import read_jsonl
+    from audit.sinks._jsonl import _read_anchor, anchor_path
+    from audit.sinks._sqlite import UnreadableStoreError, is_sqlite_file, read_with_anchor
+
+    anchor: StoreAnchor | None = None
+    anchor_damage: str | None = None
     try:
         if is_sqlite_file(path):
-            return query_sqlite(path)  # read-only, never SqliteSink: that one writes
+            # read-only, never SqliteSink: that one writes
+            entries, anchor, damaged = read_with_anchor(path)
+            if damaged is not None:
+                anchor_damage = f"its anchor (in audit_meta) is damaged ({damaged})"
+            elif anchor is None and entries:  # a sink writes it with the first entries
+                anchor_damage = "it holds entries but no anchor (in audit_meta)"
+            return _StoreRead(entries, anchor, anchor_damage)
+        anchor_file = anchor_path(str(path))
+        anchor_unread: str | None = None
+        try:
+            anchor = _read_anchor(str(path))
+        except ValueError as exc:  # DecodeError and ValidationError included
+            anchor_damage = f"its anchor file {anchor_file} is damaged ({exc})"
+        except OSError as exc:  # (not its absence: that reads as None)
+            anchor_unread = f"{anchor_file} ({exc.strerror or exc})"
         contents = read_jsonl(path)
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # ValidationError included
         raise _Failure(f"{path} is not a JSONL audit store: {exc}") from None
@@ -454,7 +645,7 @@ def _read_store(path: Path) -> list[AuditEntry]:
             "not shown",
             file=sys.stderr,
         )
-    return contents.entries
+    return _StoreRead(contents.entries, anchor, anchor_damage, anchor_unread)
 
 
 def _run_audit_verify(args: argparse.Namespace) -> int:

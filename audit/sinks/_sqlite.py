@@ -630,3 +630,38 @@ def _verify(conn: sqlite3.Connection) -> StoreCheck:
     rows = conn.execute(f"SELECT {_COLUMNS} FROM audit_entries ORDER BY seq")
     bad, _ = check_store((_entry(r) for r in rows), anchor)
     return StoreCheck.bad_at(bad) if bad is not None else StoreCheck(None, count, oldest, newest)
+
+
+def read_with_anchor(
+    path: str | os.PathLike[str],
+) -> tuple[list[AuditEntry], StoreAnchor | None, str | None]:
+    """Every entry of the SQLite store at ``path`` (by ``seq``) and its anchor, from one
+    snapshot (one read transaction through :func:`read_store`: it writes nothing).
+
+    :returns: ``(entries, anchor, damage)``: ``anchor`` is ``None`` when ``audit_meta``
+        holds no part of one (or the table is missing); ``damage`` is why the anchor could
+        not be read when it holds some parts but not all, or one of the wrong type (then
+        ``anchor`` is ``None`` too), else ``None``.
+    :raises FileNotFoundError, PermissionError, UnreadableStoreError: see :func:`read_store`.
+    :raises sqlite3.DatabaseError: if the file is not a SQLite audit store.
+    """
+
+    def read(conn: sqlite3.Connection) -> tuple[list[Any], dict[Any, Any]]:
+        conn.execute("BEGIN")
+        rows = conn.execute(f"SELECT {_COLUMNS} FROM audit_entries ORDER BY seq").fetchall()
+        has_meta = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'audit_meta'"
+        ).fetchone()
+        meta = (
+            dict(conn.execute("SELECT key, value FROM audit_meta").fetchall()) if has_meta else {}
+        )
+        return rows, meta
+
+    rows, meta = read_store(path, read)
+    entries = [_entry(r) for r in rows]
+    if not any(key in meta for key in _ANCHOR_KEYS):
+        return entries, None, None
+    try:
+        return entries, _anchor_of(meta), None
+    except msgspec.ValidationError as exc:
+        return entries, None, str(exc)
