@@ -6,6 +6,7 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Final
 
 import msgspec
 import structlog
@@ -36,12 +37,31 @@ def anchor_path(path: str) -> str:
     return path + ".anchor"
 
 
+#: The most an anchor file may hold: one is a few hundred bytes (two seqs, two hashes), so
+#: anything larger was not written by a sink, and is never read whole.
+ANCHOR_MAX_BYTES: Final = 4096
+
+
 def _read_anchor(path: str) -> StoreAnchor | None:
+    """The anchor beside the store at ``path``, or ``None`` if it has no anchor file.
+
+    Reads at most :data:`ANCHOR_MAX_BYTES` + 1 bytes, whatever the file's size.
+
+    :raises msgspec.DecodeError: if the file holds more than :data:`ANCHOR_MAX_BYTES`
+        (the message names the file and the bound) or is not JSON.
+    :raises msgspec.ValidationError: for JSON that is not an anchor.
+    """
+    name = anchor_path(path)
     try:
-        with open(anchor_path(path), "rb") as f:
-            return _decode_anchor(f.read())
+        with open(name, "rb") as f:
+            data = f.read(ANCHOR_MAX_BYTES + 1)
     except FileNotFoundError:
         return None
+    if len(data) > ANCHOR_MAX_BYTES:
+        raise msgspec.DecodeError(
+            f"{name} holds more than {ANCHOR_MAX_BYTES} bytes, the most an anchor file may hold"
+        )
+    return _decode_anchor(data)
 
 
 def _tail_lines(fd: int, end: int, n: int) -> list[bytes]:
@@ -119,8 +139,9 @@ class JsonlSink(FileSink):
     :param path: the file, created if missing, appended to otherwise.
     :raises OSError: if the file or its anchor file cannot be opened.
     :raises msgspec.DecodeError: if the anchor file ``<path>.anchor`` exists but is not an
-        anchor (:exc:`msgspec.ValidationError` for JSON of another shape); the message
-        names the file. The sink refuses to open, creating and changing nothing: a sink
+        anchor: larger than 4096 bytes (an anchor is a few hundred; only the first 4097 are
+        ever read), or not JSON (:exc:`msgspec.ValidationError` for JSON of another shape);
+        the message names the file. The sink refuses to open, creating and changing nothing: a sink
         only ever replaces its anchor atomically, so a damaged one was altered or
         corrupted, and it is evidence of what the store held, not to be overwritten.
         Keep it (:func:`verify_sink` reports such a store as bad from its first entry)
