@@ -275,7 +275,11 @@ def _build_parser() -> _Parser:
             "its anchor. Exit 0 when intact; exit 1 naming the first bad seq when an entry "
             "was altered, removed, reordered or cut. A JSONL store's anchor is the file "
             "PATH.anchor: without it only the chain is checked, and entries cut from either "
-            "end of the file go undetected. Read-only: a SQLite store nobody has open is "
+            "end of the file go undetected. A JSONL store's torn final line (no newline) "
+            "after the last entry the anchor acknowledged, or in a store without anchor, is "
+            "a write cut short by a crash or still in progress, never acknowledged: exit 0, "
+            "with a warning naming its size; where the anchor acknowledged more, it is the "
+            "newest entry cut short: exit 1. Read-only: a SQLite store nobody has open is "
             "left without -wal or -shm files."
         ),
     )
@@ -683,6 +687,14 @@ def _run_audit_verify(args: argparse.Namespace) -> int:
         "be detected"
     )
     print(f"{path}: intact ({count} entries{span}{limits})")
+    if check.torn_tail:  # past the last acknowledged entry, or verify would have said bad
+        where = f"ends with a torn line after seq {last}" if count else "holds only a torn line"
+        print(
+            f"{_PROG}: warning: {path} {where} ({check.torn_tail} bytes, no newline), "
+            "not verified: a write cut short by a crash or still in progress, never "
+            "acknowledged (a JsonlSink opening the store cuts it off)",
+            file=sys.stderr,
+        )
     return 0
 
 

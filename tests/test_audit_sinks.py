@@ -371,7 +371,7 @@ def test_a_torn_final_line_is_reported_on_read_never_merged(tmp_path: Path) -> N
     assert contents.entries == entries[:4]
     assert contents.torn_tail == 30
     assert [log["event"] for log in logs] == ["audit_jsonl_torn_tail"]
-    assert verify_sink(path) == 5
+    assert verify_sink(path) is None  # past the 4 acknowledged entries: never acknowledged
 
     with capture_logs() as logs, JsonlSink(path) as sink:  # reopening cuts the torn tail off
         assert sink.torn_tail == 30
@@ -424,7 +424,7 @@ def test_verify_sink_finds_the_first_bad_seq_in_jsonl(tmp_path: Path, edit: str,
         ("cut_all", None),
         ("drop", 3),  # the chain between the entries left is still checked
         ("tamper", 3),
-        ("torn_tail", 6),
+        ("torn_tail", None),  # with no anchor nothing was acknowledged: a write cut short
     ],
 )
 def test_without_its_anchor_file_a_jsonl_store_is_checked_only_for_its_chain(
@@ -494,6 +494,52 @@ def test_a_jsonl_sink_refuses_a_damaged_anchor_and_changes_nothing(
     with pytest.raises(error, match=message):
         JsonlSink(path)
     assert not path.exists()  # not created either
+
+
+def oversized_anchor_message(path: Path) -> str:
+    anchor = re.escape(f"{path}.anchor")
+    return (
+        rf"^the anchor file {anchor} is damaged \({anchor} holds more than 4096 bytes, the "
+        r"most an anchor file may hold\); the sink will not write over it"
+    )
+
+
+def test_a_jsonl_anchor_padded_past_the_bound_is_damaged_however_well_it_decodes(
+    tmp_path: Path,
+) -> None:
+    # An anchor is a few hundred bytes: a larger one was not written by a sink.
+    path = tmp_path / "audit.jsonl"
+    with JsonlSink(path) as sink:
+        sink.write(trail_of(6).entries()[2:])
+    anchor = Path(f"{path}.anchor")
+    valid = anchor.read_bytes()
+    anchor.write_bytes(valid.ljust(4096))  # whitespace after JSON still decodes
+    assert verify_sink(path) is None
+    with JsonlSink(path):
+        pass
+    anchor.write_bytes(valid.ljust(4097))
+    assert verify_sink(path) == 3
+    before = files_in(tmp_path)
+    with pytest.raises(msgspec.DecodeError, match=oversized_anchor_message(path)):
+        JsonlSink(path)
+    assert files_in(tmp_path) == before
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/io"), reason="needs Linux's /proc/self/io")
+def test_a_huge_jsonl_anchor_is_never_read_whole(tmp_path: Path) -> None:
+    # _read_anchor read the whole file: a hostile PATH.anchor of any size went into memory.
+    path = tmp_path / "audit.jsonl"
+    with JsonlSink(path) as sink:
+        sink.write(trail_of(4).entries())
+    anchor = Path(f"{path}.anchor")
+    with anchor.open("r+b") as f:
+        f.truncate(64 * 1024 * 1024)  # sparse: costs no disk, only the reading
+    before = bytes_read_by_this_process()
+    assert verify_sink(path) == 1
+    with pytest.raises(msgspec.DecodeError, match=oversized_anchor_message(path)):
+        JsonlSink(path)
+    assert bytes_read_by_this_process() - before < 1024 * 1024
+    assert anchor.stat().st_size == 64 * 1024 * 1024
 
 
 def test_jsonl_fsync_failure_breaks_the_sink_and_keeps_what_was_written(

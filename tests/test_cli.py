@@ -711,7 +711,7 @@ def test_audit_verify_says_a_file_that_is_no_store_is_not_a_store(
     )
 
 
-def test_audit_verify_leaves_an_empty_file_and_a_torn_only_line_to_the_chain_check(
+def test_audit_verify_finds_an_empty_file_and_a_torn_only_line_without_anchor_intact(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     empty = tmp_path / "empty.jsonl"
@@ -722,11 +722,21 @@ def test_audit_verify_leaves_an_empty_file_and_a_torn_only_line_to_the_chain_che
         "cut at either end cannot be detected)\n",
         "",
     )
-    torn = tmp_path / "torn.jsonl"  # a store cut off in its first write looks the same
+    # A store cut off in its first write: with no anchor, nothing was acknowledged. (This
+    # was reported as tampering at seq 1.)
+    torn = tmp_path / "torn.jsonl"
     torn.write_bytes(b'{"seq": 1, "ts_ns": 17')
     code, out, err = run(capsys, "audit", "verify", str(torn))
-    assert (code, out) == (1, "")
-    assert one_line(err) == f"eventbus: error: {torn} is not intact: the first bad entry is seq 1"
+    assert (code, out) == (
+        0,
+        f"{torn}: intact (0 entries; hash chain only: no anchor file {torn}.anchor, so a "
+        "cut at either end cannot be detected)\n",
+    )
+    assert one_line(err) == (
+        f"eventbus: warning: {torn} holds only a torn line (22 bytes, no newline), not "
+        "verified: a write cut short by a crash or still in progress, never acknowledged "
+        "(a JsonlSink opening the store cuts it off)"
+    )
 
 
 def test_audit_verify_reports_a_tampered_first_line_of_an_anchored_store_as_tampering(
@@ -967,3 +977,97 @@ def test_replay_of_a_missing_or_corrupt_log_is_one_line_and_exit_1(
     code, _, err = run(capsys, "replay", str(tmp_path))
     assert code == 1
     assert "is a directory" in one_line(err)
+
+
+# -- audit verify: a JSONL store's torn final line ------------------------------------------
+# A torn line past the last acknowledged entry (a crash, or a writer appending right now) was
+# reported like tampering: "the first bad entry is seq N+1", a false alarm.
+
+
+def jsonl_store(path: Path, n: int, written: int | None = None) -> list[AuditEntry]:
+    """``n`` chained entries, the first ``written`` (all by default) written by a sink."""
+    trail = AuditTrail()
+    entries = [trail.append(f"agent-{i % 2}", Other(detail=f"d{i}"), "r") for i in range(n)]
+    with JsonlSink(path) as sink:
+        sink.write(entries[:written])
+    return entries
+
+
+def torn_warning(path: Path, where: str, size: int) -> str:
+    return (
+        f"eventbus: warning: {path} {where} ({size} bytes, no newline), not verified: a write "
+        "cut short by a crash or still in progress, never acknowledged (a JsonlSink opening "
+        "the store cuts it off)"
+    )
+
+
+def test_audit_verify_finds_a_store_intact_whose_torn_line_follows_the_acknowledged_entries(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "audit.jsonl"
+    jsonl_store(path, 6)
+    with path.open("ab") as f:
+        f.write(b'{"seq":7,"ts_ns":1')  # a crash in the middle of the next batch
+    code, out, err = run(capsys, "audit", "verify", str(path))
+    assert (code, out) == (0, f"{path}: intact (6 entries, seq 1..6)\n")
+    assert one_line(err) == torn_warning(path, "ends with a torn line after seq 6", 18)
+    with structlog.testing.capture_logs(), JsonlSink(path) as sink:  # reopening cuts it
+        assert sink.torn_tail == 18
+    assert run(capsys, "audit", "verify", str(path)) == (
+        0,
+        f"{path}: intact (6 entries, seq 1..6)\n",
+        "",
+    )
+
+
+def test_audit_verify_reports_the_acknowledged_newest_entry_cut_short_as_a_cut(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "audit.jsonl"
+    jsonl_store(path, 6)
+    for cut in (1, 25):  # its newline only, then part of the entry too
+        path.write_bytes(path.read_bytes()[:-cut])
+        code, out, err = run(capsys, "audit", "verify", str(path))
+        assert (code, out) == (1, "")
+        assert (
+            one_line(err) == f"eventbus: error: {path} is not intact: the first bad entry is seq 6"
+        )
+
+
+def test_audit_verify_reads_a_batch_a_writer_is_appending_as_intact_with_a_warning(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # A writer in another process has landed part of its batch's one write when verify reads
+    # the store (after its anchor): two whole lines past the anchor, and part of a third.
+    from audit.sinks import _jsonl
+
+    path = tmp_path / "audit.jsonl"
+    entries = jsonl_store(path, 13, written=10)
+    batch = b"".join(msgspec.json.encode(e) + b"\n" for e in entries[10:])
+    landed = len(batch) - 9
+    real_read_anchor = _jsonl._read_anchor
+
+    def read_anchor(path: str) -> Any:
+        try:
+            return real_read_anchor(path)
+        finally:
+            with open(path, "ab") as f:
+                f.write(batch[:landed])
+
+    monkeypatch.setattr(_jsonl, "_read_anchor", read_anchor)
+    code, out, err = run(capsys, "audit", "verify", str(path))
+    assert (code, out) == (0, f"{path}: intact (12 entries, seq 1..12)\n")
+    torn = len(msgspec.json.encode(entries[12])) + 1 - 9
+    assert one_line(err) == torn_warning(path, "ends with a torn line after seq 12", torn)
+
+
+def test_audit_verify_reports_an_oversized_anchor_file_as_damage_from_the_first_entry(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "audit.jsonl"
+    jsonl_store(path, 4)
+    anchor = Path(f"{path}.anchor")
+    anchor.write_bytes(anchor.read_bytes().ljust(5000))  # valid JSON, padded past the bound
+    code, out, err = run(capsys, "audit", "verify", str(path))
+    assert (code, out) == (1, "")
+    assert one_line(err) == f"eventbus: error: {path} is not intact: the first bad entry is seq 1"

@@ -61,13 +61,20 @@ def verify_sink(path: str | os.PathLike[str]) -> int | None:
     entry (an empty file), cannot be detected, and such a store is reported intact.
 
     :returns: ``None`` when the store is intact: its entries run from the store's first
-        ``seq`` to the last one it acknowledged, each carrying its correct hash and linked to
-        its predecessor (hashes are checked only for stores written with a hash chain).
-        Otherwise the first bad ``seq``: an altered entry's, the missing one where an entry
-        was removed or two were swapped, the one after the last entry when the tail was cut
-        (the anchor says more was written), or where a corrupt or torn line stands; the
-        first entry's (1 for no entry) when the anchor itself is damaged: unreadable, or a
-        part of it missing.
+        ``seq`` to the last one it acknowledged or beyond (entries of a batch written but
+        not yet acknowledged chain on, and stand), each carrying its correct hash and
+        linked to its predecessor (hashes are checked only for stores written with a hash
+        chain). A JSONL store's torn final line (one without its newline) is no damage when
+        it follows the last entry the anchor acknowledged, or when there is no anchor file
+        (nothing was acknowledged): it is a write cut short by a crash or one a writer is
+        making right now, never acknowledged, so it is neither verified nor counted, and a
+        :class:`JsonlSink` opening the store cuts it off (:func:`read_jsonl` reports its
+        size). Otherwise the first bad ``seq``: an altered entry's, the missing one where an
+        entry was removed or two were swapped, the one after the last complete entry when
+        the anchor acknowledged more (the tail was cut, or the acknowledged newest entry
+        is torn, even if it lost only its newline), where a complete line stands that is
+        no entry; the first entry's (1 for no entry) when the anchor itself is damaged:
+        unreadable, larger than 4096 bytes (never read whole), or a part of it missing.
     :raises FileNotFoundError: if there is no such file.
     :raises PermissionError: if this process may not read the file.
     :raises sqlite3.DatabaseError: if a SQLite file is not an audit store, or SQLite cannot
@@ -93,5 +100,13 @@ def verify_sink(path: str | os.PathLike[str]) -> int | None:
       it needs read access to the ``-wal`` and ``-shm``, and write access to the folder if
       the ``-shm`` is missing (it is then created, and left); without that access it raises
       a :exc:`sqlite3.OperationalError` that names what is missing.
+
+    JSONL stores: a verify reads the anchor file before the entries, and a writer replaces
+    the anchor only after its batch is synced, so a writer in another process appending
+    meanwhile only makes the file longer than the anchor says: its batch reads as entries
+    past the anchor and at most one torn line, and the store as intact. (A sink *opening*
+    the store meanwhile cuts a torn tail off before it appends: a verify reading that tail
+    at that instant can see its bytes run on into the new ones, a line that is no entry,
+    and report it. Verify again; a second read sees the new lines whole.)
     """
     return check_sink(path).bad

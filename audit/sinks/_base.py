@@ -134,12 +134,17 @@ class StoreCheck:
         entries: The entries an intact store holds (0 for a store that is not).
         first_seq: The seq of the first of them (``None`` for none).
         last_seq: The seq of the last of them (``None`` for none).
+        torn_tail: The size in bytes of a torn final line (no newline) that follows the
+            last entry the store acknowledged, in an intact JSONL store (0 otherwise): a
+            write cut short or one in progress, never acknowledged, so neither verified
+            nor counted in ``entries``.
     """
 
     bad: int | None
     entries: int
     first_seq: int | None
     last_seq: int | None
+    torn_tail: int = 0
 
     @classmethod
     def bad_at(cls, seq: int) -> StoreCheck:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Final
 
 import msgspec
 import structlog
@@ -36,12 +38,31 @@ def anchor_path(path: str) -> str:
     return path + ".anchor"
 
 
+#: The most an anchor file may hold: one is a few hundred bytes (two seqs, two hashes), so
+#: anything larger was not written by a sink, and is never read whole.
+ANCHOR_MAX_BYTES: Final = 4096
+
+
 def _read_anchor(path: str) -> StoreAnchor | None:
+    """The anchor beside the store at ``path``, or ``None`` if it has no anchor file.
+
+    Reads at most :data:`ANCHOR_MAX_BYTES` + 1 bytes, whatever the file's size.
+
+    :raises msgspec.DecodeError: if the file holds more than :data:`ANCHOR_MAX_BYTES`
+        (the message names the file and the bound) or is not JSON.
+    :raises msgspec.ValidationError: for JSON that is not an anchor.
+    """
+    name = anchor_path(path)
     try:
-        with open(anchor_path(path), "rb") as f:
-            return _decode_anchor(f.read())
+        with open(name, "rb") as f:
+            data = f.read(ANCHOR_MAX_BYTES + 1)
     except FileNotFoundError:
         return None
+    if len(data) > ANCHOR_MAX_BYTES:
+        raise msgspec.DecodeError(
+            f"{name} holds more than {ANCHOR_MAX_BYTES} bytes, the most an anchor file may hold"
+        )
+    return _decode_anchor(data)
 
 
 def _tail_lines(fd: int, end: int, n: int) -> list[bytes]:
@@ -97,6 +118,8 @@ def read_jsonl(path: str | os.PathLike[str]) -> JsonlContents:
 
     :returns: the complete entries and the size of a torn final line, if any (which is
         reported, also as a structlog warning ``audit_jsonl_torn_tail``, never decoded).
+        It does not read the anchor, so it cannot say whether that line was acknowledged
+        (a cut) or not (a write cut short or in progress): :func:`verify_sink` does.
     :raises msgspec.DecodeError, msgspec.ValidationError: for a complete line that is not an
         entry; the message names the line number.
     :raises FileNotFoundError: if there is no such file.
@@ -119,8 +142,9 @@ class JsonlSink(FileSink):
     :param path: the file, created if missing, appended to otherwise.
     :raises OSError: if the file or its anchor file cannot be opened.
     :raises msgspec.DecodeError: if the anchor file ``<path>.anchor`` exists but is not an
-        anchor (:exc:`msgspec.ValidationError` for JSON of another shape); the message
-        names the file. The sink refuses to open, creating and changing nothing: a sink
+        anchor: larger than 4096 bytes (an anchor is a few hundred; only the first 4097 are
+        ever read), or not JSON (:exc:`msgspec.ValidationError` for JSON of another shape);
+        the message names the file. The sink refuses to open, creating and changing nothing: a sink
         only ever replaces its anchor atomically, so a damaged one was altered or
         corrupted, and it is evidence of what the store held, not to be overwritten.
         Keep it (:func:`verify_sink` reports such a store as bad from its first entry)
@@ -142,10 +166,13 @@ class JsonlSink(FileSink):
     files together, since without the anchor only the hash chain can be checked and entries
     cut from either end go undetected.
 
-    A final line without its newline is a write that was cut short (a crash, a full disk): it
-    was never acknowledged. Opening the sink cuts such a torn tail off, so that new lines can
-    never merge with it, logs ``audit_jsonl_torn_tail`` and reports its size in
-    :attr:`torn_tail`; :func:`read_jsonl` reports it without touching the file.
+    A final line without its newline after the last acknowledged entry is a write that was
+    cut short (a crash, a full disk), or one in progress: it was never acknowledged, and
+    :func:`verify_sink` finds the store intact. Opening the sink cuts such a torn tail off,
+    so that new lines can never merge with it, logs ``audit_jsonl_torn_tail`` and reports
+    its size in :attr:`torn_tail`; :func:`read_jsonl` reports it without touching the file.
+    (A torn line where the anchor acknowledged a whole entry is that entry cut short: the
+    sink refuses the store, as above, and :func:`verify_sink` reports it.)
 
     Lifecycle (the :class:`~audit.sinks.AuditSink` contract): a failed write breaks the
     sink, so further writes raise :exc:`anyio.BrokenResourceError` while :meth:`load_tail`
@@ -303,35 +330,40 @@ class JsonlSink(FileSink):
 def verify_jsonl(path: str) -> StoreCheck:
     """Verify a JSONL audit store end to end (see :func:`~audit.sinks.verify_sink`),
     and say what it holds if intact, from the same read."""
-    lines, torn = _complete_lines(path)
-    broken = [False]
-    first: list[AuditEntry] = []
-
-    def entries() -> Iterator[AuditEntry]:
-        for line in lines:
-            try:
-                entry = decode_entry(line)
-            except (msgspec.DecodeError, msgspec.ValidationError):
-                broken[0] = True
-                return
-            if not first:
-                first.append(entry)
-            yield entry
-
+    # The anchor first, then the entries: a writer replaces the anchor only once its batch is
+    # synced, so one committing meanwhile can make the file longer than the anchor read
+    # says, never shorter (read the other way round, its batch would read as cut).
     try:
         anchor = _read_anchor(path)
     except (msgspec.DecodeError, msgspec.ValidationError):
         # A damaged anchor file: nothing can be vouched for.
-        oldest = next(entries(), None)
+        oldest = next(_decoded(_complete_lines(path)[0], [False]), None)
         return StoreCheck.bad_at(1 if oldest is None else oldest.seq)
-    bad, newest = check_store(entries(), anchor)
+    lines, torn = _complete_lines(path)
+    broken = [False]
+    entries = _decoded(lines, broken)
+    first = next(entries, None)  # (kept, to count an intact store's entries)
+    bad, newest = check_store(() if first is None else itertools.chain((first,), entries), anchor)
     if bad is not None:
         return StoreCheck.bad_at(bad)
-    if broken[0] or torn[0]:
+    if broken[0]:  # a complete line that is no entry: never a write cut short
         if newest is not None:
             return StoreCheck.bad_at(newest.seq + 1)
         return StoreCheck.bad_at(1 if anchor is None else anchor.first_seq)
-    if newest is None:
-        return StoreCheck(None, 0, None, None)
-    # Intact: a run of consecutive seqs.
-    return StoreCheck(None, newest.seq - first[0].seq + 1, first[0].seq, newest.seq)
+    # Intact: a run of consecutive seqs up to the last one acknowledged or past it (with no
+    # anchor, none was). A torn line after them was never acknowledged: a write cut short, or
+    # one a writer is making now. It is no damage, and a sink reopening the store cuts it.
+    if first is None or newest is None:
+        return StoreCheck(None, 0, None, None, torn[0])
+    return StoreCheck(None, newest.seq - first.seq + 1, first.seq, newest.seq, torn[0])
+
+
+def _decoded(lines: Iterator[bytes], broken: list[bool]) -> Iterator[AuditEntry]:
+    """The entries of complete ``lines``, up to the first that is not one (``broken[0]`` is
+    then set)."""
+    for line in lines:
+        try:
+            yield decode_entry(line)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            broken[0] = True
+            return
