@@ -378,17 +378,23 @@ def _check_jsonl_store(path: Path) -> None:
     anchor file and its first line is not an entry. (With an anchor, or a first entry, a bad
     line is tampering, which verify reports as the first bad seq.)"""
     from audit.sinks._base import decode_entry
-    from audit.sinks._jsonl import anchor_path
+    from audit.sinks._jsonl import LINE_MAX_BYTES, anchor_path, starts_like_an_entry
 
     if os.path.exists(anchor_path(str(path))):
         return
     with open(path, "rb") as f:
-        first = f.readline()
-    if first.endswith(b"\n"):  # (an empty store, or a torn first line, is left to verify)
+        first = f.readline(LINE_MAX_BYTES + 1)
+    if len(first) > LINE_MAX_BYTES:
+        raise msgspec.DecodeError(f"line 1 is longer than {LINE_MAX_BYTES} bytes")
+    if first.endswith(b"\n"):
         try:
             decode_entry(first)
         except msgspec.DecodeError as exc:  # ValidationError included
             raise type(exc)(f"line 1: {exc}") from None
+    elif not starts_like_an_entry(first):  # (a torn first write is left to verify)
+        raise msgspec.DecodeError(
+            "it holds no complete line, and its bytes do not start like an audit entry"
+        )
 
 
 def _sqlite_counts(path: Path) -> tuple[int, int | None, int | None]:

@@ -302,3 +302,72 @@ def test_a_store_cut_at_any_byte_is_intact_past_its_anchor_and_bad_within_it(
     else:  # the first acknowledged entry the cut reached
         expected = StoreCheck.bad_at(3 + lines)
     assert check(path) == expected
+
+
+# -- bytes without a newline that no write of a sink left --------------------------------------
+# A sink's write is a batch of whole lines, each starting with ``{"seq":``: cut short, it
+# leaves a prefix of that. Anything else at the end of a file is not a torn write.
+
+
+@pytest.mark.parametrize("head", [b"{", b'{"se', b'{"seq":', b'{"seq":12,"ts'])
+def test_a_torn_tail_as_short_as_a_byte_of_an_entry_is_a_write_cut_short(
+    tmp_path: Path, head: bytes
+) -> None:
+    path = tmp_path / "audit.jsonl"
+    with JsonlSink(path) as sink:
+        sink.write(entries_of(2))
+    with path.open("ab") as f:
+        f.write(head)
+    assert check(path) == intact(2, 1, 2, len(head))
+
+
+def test_a_file_holding_only_text_without_a_newline_is_no_store_and_stays_as_it_is(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_bytes(b"hello world")  # a user's file, given to the sink by mistake
+    with pytest.raises(
+        msgspec.DecodeError,
+        match=r"notes\.txt is not a JSONL audit store: it holds no complete line, and its 11 "
+        r"bytes do not start like an audit entry; the sink will not write into it$",
+    ):
+        JsonlSink(path)
+    assert path.read_bytes() == b"hello world"
+    assert not Path(f"{path}.anchor").exists()
+    assert check(path).bad == 1
+
+
+def test_a_store_ending_with_bytes_no_sink_wrote_is_not_cut_and_reads_as_damaged(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "audit.jsonl"
+    with JsonlSink(path) as sink:
+        sink.write(entries_of(3))
+    with path.open("ab") as f:
+        f.write(b"rm -rf /var/log/audit")  # appended by someone, not by a sink
+    before = path.read_bytes()
+    assert check(path).bad == 4
+    with pytest.raises(
+        ValueError,
+        match=r"ends with 21 bytes without a newline that do not start like an audit entry, "
+        r"so no write of a sink left them: the sink will not cut them \(verify_sink reports "
+        r"the store damaged\)",
+    ):
+        JsonlSink(path)
+    assert path.read_bytes() == before
+
+
+def test_a_line_longer_than_any_entry_is_refused_before_it_is_read_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_jsonl, "LINE_MAX_BYTES", 4096)
+    path = tmp_path / "audit.jsonl"
+    with JsonlSink(path) as sink:
+        sink.write(entries_of(2))
+    with path.open("ab") as f:
+        f.write(b'{"seq":3,"x":"' + b"a" * 8192 + b'"}\n')
+    with pytest.raises(
+        msgspec.DecodeError, match=r"^line 3 is longer than 4096 bytes, which no audit entry is$"
+    ):
+        read_jsonl(path)
+    assert check(path).bad == 3

@@ -711,6 +711,19 @@ def test_audit_verify_says_a_file_that_is_no_store_is_not_a_store(
     )
 
 
+def test_audit_verify_says_a_file_of_one_unterminated_line_of_text_is_not_a_store(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    junk = tmp_path / "notes.txt"
+    junk.write_bytes(b"meeting notes, no newline")
+    assert run(capsys, "audit", "verify", str(junk)) == (
+        1,
+        "",
+        f"eventbus: error: {junk} is not a JSONL audit store: it holds no complete line, and "
+        "its bytes do not start like an audit entry\n",
+    )
+
+
 def test_audit_verify_finds_an_empty_file_and_a_torn_only_line_without_anchor_intact(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

@@ -64,8 +64,10 @@ def verify_sink(path: str | os.PathLike[str]) -> int | None:
         ``seq`` to the last one it acknowledged or beyond (entries of a batch written but
         not yet acknowledged chain on, and stand), each carrying its correct hash and
         linked to its predecessor (hashes are checked only for stores written with a hash
-        chain). A JSONL store's torn final line (one without its newline) is no damage when
-        it follows the last entry the anchor acknowledged, or when there is no anchor file
+        chain). A JSONL store's torn final line (one without its newline) that starts like
+        an entry (``{"seq":``, as every line a sink writes does, or a prefix of that) is no
+        damage when it follows the last entry the anchor acknowledged, or when there is no
+        anchor file
         (nothing was acknowledged): it is a write cut short by a crash or one a writer is
         making right now, never acknowledged, so it is neither verified nor counted, and a
         :class:`JsonlSink` opening the store cuts it off (:func:`read_jsonl` reports its
@@ -73,8 +75,10 @@ def verify_sink(path: str | os.PathLike[str]) -> int | None:
         entry was removed or two were swapped, the one after the last complete entry when
         the anchor acknowledged more (the tail was cut, or the acknowledged newest entry
         is torn, even if it lost only its newline), where a complete line stands that is
-        no entry; the first entry's (1 for no entry) when the anchor itself is damaged:
-        unreadable, larger than 4096 bytes (never read whole), or a part of it missing.
+        no entry (or one longer than 64 MiB, never read whole), or a torn one that does not
+        start like one (no write of a sink left it); the first entry's (1 for no entry)
+        when the anchor itself is damaged: unreadable, larger than 4096 bytes (never read
+        whole), or a part of it missing.
     :raises FileNotFoundError: if there is no such file.
     :raises PermissionError: if this process may not read the file.
     :raises sqlite3.DatabaseError: if a SQLite file is not an audit store, or SQLite cannot

@@ -7,7 +7,7 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Final
+from typing import Final, NoReturn
 
 import msgspec
 import structlog
@@ -65,6 +65,22 @@ def _read_anchor(path: str) -> StoreAnchor | None:
     return _decode_anchor(data)
 
 
+#: How every line a sink writes starts: an entry's first field is its ``seq``. A write cut
+#: short keeps a prefix of its batch, so a torn tail that does not start so is no such write.
+ENTRY_START: Final = b'{"seq":'
+
+#: The longest line the readers take, newline included: far beyond any entry (a mapper
+#: bounds its resource and arguments by ``max_resource_bytes``), so only a file that is no
+#: store gets there, and it is refused before it is held whole.
+LINE_MAX_BYTES: Final = 64 << 20
+
+
+def starts_like_an_entry(head: bytes) -> bool:
+    """Whether bytes that begin with ``head`` could be (the start of) a line a sink wrote:
+    ``head`` starts with :data:`ENTRY_START`, or is a prefix of it."""
+    return head[: len(ENTRY_START)] == ENTRY_START[: len(head)]
+
+
 def _tail_lines(fd: int, end: int, n: int) -> list[bytes]:
     """The last ``n`` lines of the file's first ``end`` bytes (which end with a ``\\n``, or
     are none), oldest first, without their ``\\n``: read backwards, never the whole file."""
@@ -98,14 +114,27 @@ class JsonlContents:
 
 
 def _complete_lines(path: str) -> tuple[Iterator[bytes], list[int]]:
-    """Iterate over the complete lines; the list gets the torn tail's length at the end."""
-    torn = [0]
+    """Iterate over the complete lines; the list gets the torn tail's length at the end, and
+    then 1 if that tail does not start like an entry (no write of a sink left it).
+
+    :raises msgspec.DecodeError: (while iterating) for a line longer than
+        :data:`LINE_MAX_BYTES`, naming its number; it is never read whole.
+    """
+    torn = [0, 0]
 
     def lines() -> Iterator[bytes]:
         with open(path, "rb") as f:
-            for line in f:
+            number = 0
+            while line := f.readline(LINE_MAX_BYTES + 1):
+                number += 1
+                if len(line) > LINE_MAX_BYTES:
+                    raise msgspec.DecodeError(
+                        f"line {number} is longer than {LINE_MAX_BYTES} bytes, which no "
+                        "audit entry is"
+                    )
                 if not line.endswith(b"\n"):
                     torn[0] = len(line)
+                    torn[1] = not starts_like_an_entry(line)
                     _log.warning("audit_jsonl_torn_tail", path=path, torn_bytes=len(line))
                     return
                 yield line
@@ -126,7 +155,7 @@ def read_jsonl(path: str | os.PathLike[str]) -> JsonlContents:
     """
     lines, torn = _complete_lines(os.fspath(path))
     entries = []
-    for number, line in enumerate(lines, 1):
+    for number, line in enumerate(lines, 1):  # (an over-long line raises from the loop)
         try:
             entries.append(decode_entry(line))
         except msgspec.ValidationError as exc:
@@ -150,15 +179,18 @@ class JsonlSink(FileSink):
         Keep it (:func:`verify_sink` reports such a store as bad from its first entry)
         and write to a new store.
     :raises msgspec.ValidationError: (or :exc:`msgspec.DecodeError`) if the file has no
-        anchor and its last complete line is not an audit entry: it is not an audit store
-        (a session log, say), and the sink refuses to write into it, changing nothing.
+        anchor and its last complete line is not an audit entry, or it has no complete line
+        and its bytes do not start like one (``{"seq":``): it is not an audit store (a
+        session log, notes), and the sink refuses to write into it, changing nothing.
     :raises ValueError: if the store does not end where its anchor says: the file is gone
         or ends before the last entry the anchor acknowledged (its end was cut; a final
         line that lost its newline counts as cut, not torn), or its newest entry is not
         the acknowledged one. It refuses likewise, changing nothing: writing would advance
         the anchor past the damage, the only evidence of it. The message names the seq
         :func:`verify_sink` reports. (Complete entries past the anchor, a batch synced
-        but not yet acknowledged when a crash came, are kept and continued.)
+        but not yet acknowledged when a crash came, are kept and continued.) Also if the
+        store ends with bytes without a newline that do not start like an entry: no write
+        of a sink left them, so the sink does not cut them; it refuses, changing nothing.
 
     Each :meth:`write` appends its batch with one ``write`` and an ``fsync``, then replaces
     the anchor file ``<path>.anchor`` (first and last seq and hash) atomically. The anchor is
@@ -218,6 +250,8 @@ class JsonlSink(FileSink):
                 else:
                     end = None if entry is None else (entry.seq, entry.hash)
                     refuse_a_damaged_end(self._path, end, anchor)
+            if size > keep and not starts_like_an_entry(os.pread(fd, len(ENTRY_START), keep)):
+                self._refuse_foreign_tail(size - keep, keep, anchor)
             self.torn_tail = size - keep
             if self.torn_tail:
                 _log.warning(
@@ -230,6 +264,21 @@ class JsonlSink(FileSink):
             raise
         self._fd = fd
         self._anchor = anchor
+
+    def _refuse_foreign_tail(self, size: int, keep: int, anchor: StoreAnchor | None) -> NoReturn:
+        """Refuse a file whose unterminated last ``size`` bytes no write of a sink left (they
+        do not start like an entry): cutting them would destroy what is not a torn write."""
+        if anchor is None and not keep:
+            raise msgspec.DecodeError(
+                f"{self._path} is not a JSONL audit store: it holds no complete line, and its "
+                f"{size} bytes do not start like an audit entry; the sink will not write into it"
+            )
+        raise ValueError(
+            f"the store at {self._path} ends with {size} bytes without a newline that do not "
+            "start like an audit entry, so no write of a sink left them: the sink will not "
+            f"cut them (verify_sink reports the store damaged): keep the store at "
+            f"{self._path}, and write to a new one"
+        )
 
     @property
     def path(self) -> str:
@@ -346,7 +395,7 @@ def verify_jsonl(path: str) -> StoreCheck:
     bad, newest = check_store(() if first is None else itertools.chain((first,), entries), anchor)
     if bad is not None:
         return StoreCheck.bad_at(bad)
-    if broken[0]:  # a complete line that is no entry: never a write cut short
+    if broken[0] or torn[1]:  # a line that is no entry, or a tail no write of a sink left
         if newest is not None:
             return StoreCheck.bad_at(newest.seq + 1)
         return StoreCheck.bad_at(1 if anchor is None else anchor.first_seq)
@@ -361,9 +410,13 @@ def verify_jsonl(path: str) -> StoreCheck:
 def _decoded(lines: Iterator[bytes], broken: list[bool]) -> Iterator[AuditEntry]:
     """The entries of complete ``lines``, up to the first that is not one (``broken[0]`` is
     then set)."""
-    for line in lines:
+    while True:
         try:
-            yield decode_entry(line)
-        except (msgspec.DecodeError, msgspec.ValidationError):
+            line = next(lines)
+            entry = decode_entry(line)
+        except StopIteration:
+            return
+        except (msgspec.DecodeError, msgspec.ValidationError):  # (also a line too long)
             broken[0] = True
             return
+        yield entry
