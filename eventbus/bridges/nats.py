@@ -205,6 +205,24 @@ _LINK_ERRORS: Final = (
 )
 
 
+class _DefaultEventType:
+    """The default of ``NatsBridge(event_type=...)``: :data:`~eventbus.events.AnyKernelEvent`.
+
+    A stand-in, so that ``help(NatsBridge)`` and ``inspect.signature`` show the alias's name:
+    the union itself as the default would print all its member classes (about 85). The
+    bridge replaces it with the union before using it; type checkers see ``event_type: Any``
+    either way.
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "AnyKernelEvent"
+
+
+_ANY_KERNEL_EVENT: Final = _DefaultEventType()
+
+
 def _category_of(event_type: type) -> str:
     category = getattr(event_type, "category", None)
     if category is None:
@@ -350,7 +368,7 @@ class NatsBridge(Generic[T]):
         bus: EventBus[T],
         servers: str | Sequence[str] = "nats://127.0.0.1:4222",
         *,
-        event_type: Any = AnyKernelEvent,
+        event_type: Any = _ANY_KERNEL_EVENT,
         subject_prefix: str = "kernel",
         node_id: str | None = None,
         export: bool = True,
@@ -425,6 +443,8 @@ class NatsBridge(Generic[T]):
         if durable is not None:
             _check_token(durable, "durable")
         _check_token(stream, "stream")
+        if event_type is _ANY_KERNEL_EVENT:
+            event_type = AnyKernelEvent
 
         self._bus = bus
         self._servers = [servers] if isinstance(servers, str) else list(servers)
