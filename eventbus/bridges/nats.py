@@ -102,8 +102,16 @@ stream itself was lost (it is missing, or has another creation time), the new co
 at the start of the new, empty stream, so it imports everything exported since; what the old
 stream held and this importer had not yet received is gone with the server's storage and
 cannot be recovered. When only the consumer was lost, the new one starts after the last
-message this process delivered to its bus. While JetStream is not ready, binding is retried
-with a back-off.
+message this process delivered to its bus (or where the first consumer started, if it had
+delivered nothing), so nothing stored meanwhile is missed and nothing is delivered twice.
+While JetStream is not ready, binding is retried with a back-off.
+
+A consumer deleted while the link holds (``nats consumer rm``, the JetStream API, an
+ephemeral consumer expired by the server) is noticed without a reconnection: nats-py's
+``fetch`` from a missing consumer times out exactly as when no message came (the server does
+not answer), so an idle import asks JetStream whether its consumer still exists about once a
+second (one small API request) and, if it is gone, creates it again as above
+(``nats_consumer_recreated``, once).
 
 A connection closed for good (nats-py closes it after any error the server reports) stops the
 export: ``flush()`` raises :exc:`~anyio.ClosedResourceError`, and closing the bridge counts
@@ -117,9 +125,9 @@ failure is logged once, then summarised, per trouble (the link, the import, the 
 
 * the first failure of each kind (its log event and its error's type and text; an
   ``OSError`` by its ``errno``, since its text names the server address) is logged at once,
-  with the error: ``nats_error``, ``nats_fetch_failed``, ``nats_stream_bind_failed``,
-  ``nats_consumer_bind_failed``, ``nats_ack_failed``, ``nats_export_retry``,
-  ``nats_stream_info_failed``; a different error is logged at once;
+  with the error: ``nats_error``, ``nats_fetch_failed``, ``nats_consumer_check_failed``,
+  ``nats_stream_bind_failed``, ``nats_consumer_bind_failed``, ``nats_ack_failed``,
+  ``nats_export_retry``, ``nats_stream_info_failed``; a different error is logged at once;
 * repeats are counted, not logged; one that comes 30 s or more after its kind's last line
   logs ``{event}_repeated`` with ``repeated`` (since that line), ``total``, ``for_s`` (since
   the trouble began) and the latest error: an hour-long outage costs about 120 lines per kind
@@ -211,6 +219,9 @@ _REPEAT_LOG_INTERVAL: Final = 30.0
 # with the first of their log event, so a client that invents a new message per failure
 # cannot flood the log either.
 _MAX_CONDITIONS: Final = 8
+# An idle JetStream import asks this often (seconds) whether its consumer still exists: a
+# fetch from a deleted consumer only times out. One small API request per idle second.
+_CONSUMER_CHECK_INTERVAL: Final = 1.0
 _EXPORT_BATCH: Final = 256
 # The server counts a message's header block against its max_payload, nats-py does not: the
 # block is "NATS/1.0\r\n", then "Name: value\r\n" per header, then "\r\n".
@@ -655,6 +666,10 @@ class NatsBridge(Generic[T]):
         self._in_hand = 0
         self._import_done = asyncio.Event()
         self._delivered_seq = 0  # stream seq of the last message delivered to the bus
+        # The stream seq the first import consumer started after. One recreated before
+        # anything was delivered (deleted by an operator, an ephemeral one expired) starts
+        # there too, not at "new" messages, which would lose those published meanwhile.
+        self._consumer_floor = 0
         self._stream_max_msg_size = 0  # the stream's limit (JetStream), <= 0: none
         # The export binds the stream again after each reconnection, or when a publish
         # finds no stream: the server may have come back without its JetStream state.
@@ -1267,7 +1282,7 @@ class NatsBridge(Generic[T]):
         await self._pull_subscribe(self._start_seq)
         # A consumer left with unacknowledged deliveries (a crash, a lost link) would send
         # them again only after ack_wait, out of order: resume at the ack floor instead.
-        await self._rewind_if_in_flight()
+        self._consumer_floor = await self._rewind_if_in_flight()
 
     async def _pull_subscribe(self, start_seq: int | None) -> None:
         js = self._js
@@ -1301,8 +1316,9 @@ class NatsBridge(Generic[T]):
         starts its sequences again, so the import restarts at its start and forgets what it
         had delivered. A missing consumer is created again under the same name
         (``nats_consumer_recreated``): at the new stream's start if the stream was replaced,
-        else after the last message delivered to the local bus in this process (else where
-        the first one started). A consumer still there is rewound if deliveries are in flight.
+        else after the last message delivered to the local bus in this process, or where the
+        first consumer started if that is later. A consumer still there is rewound if
+        deliveries are in flight.
 
         :returns: False if the link or JetStream failed meanwhile: try again later.
         """
@@ -1315,7 +1331,7 @@ class NatsBridge(Generic[T]):
         ) or info.state.last_seq < self._delivered_seq
         self._import_stream_created = created
         if replaced:
-            self._delivered_seq = 0
+            self._delivered_seq = self._consumer_floor = 0
         pull = self._pull
         assert pull is not None
         try:
@@ -1337,12 +1353,7 @@ class NatsBridge(Generic[T]):
         assert pull is not None
         with contextlib.suppress(nats.errors.Error):
             await pull.unsubscribe()
-        if stream_replaced:
-            start: int | None = 1
-        elif self._delivered_seq:
-            start = self._delivered_seq + 1
-        else:
-            start = self._start_seq
+        start = 1 if stream_replaced else max(self._delivered_seq, self._consumer_floor) + 1
         await self._pull_subscribe(start)
         _log.warning(
             "nats_consumer_recreated",
@@ -1353,11 +1364,13 @@ class NatsBridge(Generic[T]):
             stream_lost=stream_replaced,
         )
 
-    async def _rewind_if_in_flight(self, info: nats.js.api.ConsumerInfo | None = None) -> None:
+    async def _rewind_if_in_flight(self, info: nats.js.api.ConsumerInfo | None = None) -> int:
         """Recreate the consumer at its ack floor if deliveries are unacknowledged.
 
         Messages up to the last one delivered to the local bus in this process are then
         skipped (``_delivered_seq``), so nothing is imported twice and order is kept.
+
+        :returns: the stream sequence the consumer now delivers after.
         """
         js, pull = self._js, self._pull
         assert js is not None
@@ -1365,7 +1378,7 @@ class NatsBridge(Generic[T]):
         if info is None:
             info = await pull.consumer_info()
         if not info.num_ack_pending:
-            return
+            return info.delivered.stream_seq if info.delivered else 0
         start = (info.ack_floor.stream_seq if info.ack_floor else 0) + 1
         _log.info(
             "nats_consumer_rewound",
@@ -1377,6 +1390,30 @@ class NatsBridge(Generic[T]):
         await pull.unsubscribe()
         await js.delete_consumer(self._stream, info.name)
         await self._pull_subscribe(start)
+        return start - 1
+
+    async def _consumer_exists(self) -> bool:
+        """Ask JetStream whether the import consumer still exists.
+
+        nats-py's ``fetch`` from a consumer that was deleted (``nats consumer rm``, an
+        ephemeral one expired) times out as when no message came: the server answers
+        nothing. An idle import therefore asks now and then.
+
+        :returns: False if JetStream says the consumer, or its stream, is gone. True if it
+            exists, or if the question failed (the link, JetStream unavailable): that is
+            counted and logged as ``nats_consumer_check_failed`` and asked again later.
+        """
+        pull = self._pull
+        assert pull is not None
+        try:
+            await pull.consumer_info()
+        except nats.js.errors.NotFoundError:
+            return False
+        except (*_LINK_ERRORS, nats.js.errors.APIError) as exc:
+            self._retry_failed(self._import_trouble, "nats_consumer_check_failed", exc)
+            return True
+        self._retry_recovered(self._import_trouble, "nats_import_recovered")
+        return True
 
     def _retry_failed(
         self, trouble: _Repeats, event: str, error: BaseException, **context: Any
@@ -1486,6 +1523,7 @@ class NatsBridge(Generic[T]):
         barrier = self._ack_barrier
         reconnects = self._c.reconnects
         rebind = False
+        checked_at = self._clock()
         while not self._stopping_import:
             try:
                 await self._wait_link()
@@ -1496,12 +1534,19 @@ class NatsBridge(Generic[T]):
                         await anyio.sleep(self._fetch_timeout)
                         continue
                     rebind = False
+                    checked_at = self._clock()
                 pull = self._pull
                 assert pull is not None
                 msgs = await pull.fetch(self._fetch_batch, timeout=self._fetch_timeout)
             except ClosedResourceError:
                 return
             except TimeoutError:
+                # No message, or no consumer: nats-py cannot tell them apart (the server
+                # does not answer a fetch from a deleted consumer). Ask now and then.
+                now = self._clock()
+                if now - checked_at >= _CONSUMER_CHECK_INTERVAL:
+                    checked_at = now
+                    rebind = not await self._consumer_exists()
                 continue
             except nats.js.errors.APIError as exc:
                 self._retry_failed(self._import_trouble, "nats_fetch_failed", exc)

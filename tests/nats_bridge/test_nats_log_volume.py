@@ -282,3 +282,52 @@ async def test_a_publish_failing_again_and_again_is_logged_once_summarised_and_i
     (recovered,) = events(logs, "nats_export_recovered")
     assert (recovered["failures"], recovered["suppressed"]) == (4, 3)
     assert (stats.exported, stats.export_retries, stats.retried_errors) == (1, 4, 4)
+
+
+async def test_an_idle_consumer_check_failing_again_and_again_is_logged_once_not_acted_on(
+    nats_server: NatsServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A server that stopped answering without closing the connection: fetches time out as
+    # when idle, and the check of the consumer times out too.
+    clock = ManualClock(start=1000.0)
+    answered = anyio.Event()
+    checks = 0
+    with fail_after(15):
+        async with EventBus[BridgeEvent]() as audit_bus:
+            audit = make_bridge(
+                audit_bus, nats_server.url, jetstream=True, export=False, fetch_timeout=0.05
+            )
+            audit._clock = clock
+            async with audit:
+                pull = audit._pull
+                assert pull is not None
+                fetch, consumer_info = pull.fetch, pull.consumer_info
+
+                async def unanswered_fetch(*args: Any, **kwargs: Any) -> Any:
+                    clock.advance(1.0)  # each idle fetch is followed by a check
+                    # Waits as a fetch does; the server's "request timeout" status, which
+                    # nats-py returns as [], is what a hung server would not send.
+                    await fetch(*args, **kwargs)
+                    raise nats.errors.TimeoutError
+
+                async def unanswered_three_times() -> Any:
+                    nonlocal checks
+                    checks += 1
+                    if checks <= 3:
+                        raise nats.errors.TimeoutError
+                    info = await consumer_info()
+                    answered.set()  # the bridge logs before it next waits, before we wake
+                    return info
+
+                with capture_logs() as logs:
+                    monkeypatch.setattr(pull, "fetch", unanswered_fetch)
+                    monkeypatch.setattr(pull, "consumer_info", unanswered_three_times)
+                    await answered.wait()
+                stats = audit.statistics()
+                assert audit._pull is pull  # not recreated: the consumer was never missing
+    (failed,) = events(logs, "nats_consumer_check_failed")
+    assert failed["error"] == "TimeoutError: nats: timeout"
+    (recovered,) = events(logs, "nats_import_recovered")
+    assert (recovered["failures"], recovered["suppressed"]) == (3, 2)
+    assert events(logs, "nats_consumer_recreated") == []
+    assert stats.retried_errors == 3
