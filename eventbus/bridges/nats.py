@@ -102,13 +102,43 @@ stream itself was lost (it is missing, or has another creation time), the new co
 at the start of the new, empty stream, so it imports everything exported since; what the old
 stream held and this importer had not yet received is gone with the server's storage and
 cannot be recovered. When only the consumer was lost, the new one starts after the last
-message this process delivered to its bus. While JetStream is not ready, binding is retried
-with a back-off, logged throttled (``nats_stream_bind_failed``, ``nats_consumer_bind_failed``:
-1st, 2nd, 4th, ... failure).
+message this process delivered to its bus (or where the first consumer started, if it had
+delivered nothing), so nothing stored meanwhile is missed and nothing is delivered twice.
+While JetStream is not ready, binding is retried with a back-off.
+
+A consumer deleted while the link holds (``nats consumer rm``, the JetStream API, an
+ephemeral consumer expired by the server) is noticed without a reconnection: nats-py's
+``fetch`` from a missing consumer times out exactly as when no message came (the server does
+not answer), so an idle import asks JetStream whether its consumer still exists about once a
+second (one small API request) and, if it is gone, creates it again as above
+(``nats_consumer_recreated``, once).
 
 A connection closed for good (nats-py closes it after any error the server reports) stops the
 export: ``flush()`` raises :exc:`~anyio.ClosedResourceError`, and closing the bridge counts
 what is left as ``export_abandoned``.
+
+Logging while NATS is down
+--------------------------
+An outage repeats the same failure: nats-py reports every reconnection attempt (each
+``reconnect_time_wait``), and the import and export loops retry what failed. Each such
+failure is logged once, then summarised, per trouble (the link, the import, the export):
+
+* the first failure of each kind (its log event and its error's type and text; an
+  ``OSError`` by its ``errno``, since its text names the server address) is logged at once,
+  with the error: ``nats_error``, ``nats_fetch_failed``, ``nats_consumer_check_failed``,
+  ``nats_stream_bind_failed``, ``nats_consumer_bind_failed``, ``nats_ack_failed``,
+  ``nats_export_retry``, ``nats_stream_info_failed``; a different error is logged at once;
+* repeats are counted, not logged; one that comes 30 s or more after its kind's last line
+  logs ``{event}_repeated`` with ``repeated`` (since that line), ``total``, ``for_s`` (since
+  the trouble began) and the latest error: an hour-long outage costs about 120 lines per kind
+  instead of 7,200;
+* the end of the trouble is logged with its totals: ``nats_reconnected`` with ``down_s``,
+  ``errors`` and ``suppressed`` (errors not logged on their own line); ``nats_import_recovered``
+  and ``nats_export_recovered`` with ``failures``, ``suppressed`` and ``duration_s``. The next
+  failure then starts a new trouble, logged at once.
+
+Every failure is counted in :meth:`~NatsBridge.statistics`: ``link_errors`` (what nats-py
+reported) and ``retried_errors`` (what the loops retried).
 
 Backends
 --------
@@ -131,6 +161,7 @@ import asyncio
 import contextlib
 import os
 import ssl
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from types import TracebackType
@@ -178,6 +209,19 @@ MSG_ID_HEADER: Final = "Nats-Msg-Id"
 ORIGIN_HEADER: Final = "Eventbus-Origin"
 
 _DEFAULT_MAX_MESSAGE_BYTES: Final = 1 << 20
+# A failure that recurs (a reconnection attempt twice a second while the server is down, a
+# fetch JetStream keeps refusing) is logged once, then summarised at most this often. 30 s:
+# an hour-long outage costs about 120 lines per condition instead of 7,200, and an operator
+# tailing the log, or an alert over a one-minute window, still sees that it persists, with
+# its latest error.
+_REPEAT_LOG_INTERVAL: Final = 30.0
+# Distinct errors of one episode logged at once (each a line); further kinds are counted
+# with the first of their log event, so a client that invents a new message per failure
+# cannot flood the log either.
+_MAX_CONDITIONS: Final = 8
+# An idle JetStream import asks this often (seconds) whether its consumer still exists: a
+# fetch from a deleted consumer only times out. One small API request per idle second.
+_CONSUMER_CHECK_INTERVAL: Final = 1.0
 _EXPORT_BATCH: Final = 256
 # The server counts a message's header block against its max_payload, nats-py does not: the
 # block is "NATS/1.0\r\n", then "Name: value\r\n" per header, then "\r\n".
@@ -203,6 +247,24 @@ _LINK_ERRORS: Final = (
     OSError,
     TimeoutError,
 )
+
+
+class _DefaultEventType:
+    """The default of ``NatsBridge(event_type=...)``: :data:`~eventbus.events.AnyKernelEvent`.
+
+    A stand-in, so that ``help(NatsBridge)`` and ``inspect.signature`` show the alias's name:
+    the union itself as the default would print all its member classes (about 85). The
+    bridge replaces it with the union before using it; type checkers see ``event_type: Any``
+    either way.
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "AnyKernelEvent"
+
+
+_ANY_KERNEL_EVENT: Final = _DefaultEventType()
 
 
 def _category_of(event_type: type) -> str:
@@ -259,6 +321,13 @@ class BridgeStatistics:
             (core NATS slow consumer), or that arrived after the local bus closed.
         disconnects: Connections lost since the bridge started.
         reconnects: Connections re-established since the bridge started.
+        link_errors: Errors the NATS client reported: each failed reconnection attempt,
+            a connection lost, an error the server sent. Slow consumers are counted in
+            ``import_dropped`` instead.
+        retried_errors: Operations of the bridge's loops that failed and were tried again:
+            binding the stream or the import consumer, checking the consumer, fetching,
+            acknowledging, reading the stream's limits, publishing a batch (the envelopes
+            it held are counted in ``export_retries``).
     """
 
     node_id: str
@@ -276,6 +345,8 @@ class BridgeStatistics:
     import_dropped: int
     disconnects: int
     reconnects: int
+    link_errors: int
+    retried_errors: int
 
 
 class _Counters:
@@ -290,16 +361,116 @@ class _Counters:
         self.import_dropped = 0
         self.import_echoes = 0
         self.imported = 0
+        self.link_errors = 0
         self.malformed = 0
         self.oversized = 0
         self.reconnects = 0
-        self.stream_bind_failed = 0  # not in the statistics: throttles its log line
+        self.retried_errors = 0
 
     def bump(self, name: str) -> int:
         """Add one to ``name``; return the new value."""
         value: int = getattr(self, name) + 1
         setattr(self, name, value)
         return value
+
+
+def _condition_of(event: str, error: BaseException) -> tuple[str, str, object]:
+    """What makes two failures "the same": their log event and the kind of error.
+
+    An ``OSError``'s text names the address it failed on (each server of the pool in turn),
+    so its ``errno`` stands for it; other errors are told apart by type and text (a
+    JetStream API error's text has its code and description).
+    """
+    if isinstance(error, OSError) and error.errno is not None:
+        return event, type(error).__qualname__, error.errno
+    return event, type(error).__qualname__, str(error)
+
+
+def _describe(error: BaseException) -> str:
+    """The error's type and text: ``repr`` shows neither for nats-py's JetStream errors."""
+    name, text = type(error).__name__, str(error)
+    if not text:
+        return name
+    return text if name in text else f"{name}: {text}"
+
+
+class _Condition:
+    __slots__ = ("count", "last_line", "unlogged")
+
+    def __init__(self, now: float) -> None:
+        self.count = 1  # failures of this condition in the episode
+        self.unlogged = 0  # of which not logged, since its last line
+        self.last_line = now
+
+
+@dataclass(frozen=True, slots=True)
+class _Episode:
+    failures: int
+    suppressed: int
+    duration_s: float
+
+
+class _Repeats:
+    """The log lines of one recurring trouble: the link, the import loop, the export loop.
+
+    An episode runs from a first failure until :meth:`end` (the link is back, the loop
+    works again). In it, the first failure of each condition (see :func:`_condition_of`) is
+    logged at once with its error; later ones are counted, not logged, and a failure that
+    comes ``interval`` seconds or more after its condition's last line logs
+    ``{event}_repeated`` with the count since that line and the error. :meth:`end` returns
+    the episode's totals and forgets its conditions, so the next episode logs again.
+
+    The caller passes the time, read from its clock: tests drive it without sleeping.
+    """
+
+    __slots__ = ("_conditions", "failures", "interval", "started", "suppressed")
+
+    def __init__(self, interval: float = _REPEAT_LOG_INTERVAL) -> None:
+        self.interval = interval
+        self.started: float | None = None
+        self.failures = 0
+        self.suppressed = 0
+        self._conditions: dict[tuple[str, str, object], _Condition] = {}
+
+    def failed(self, now: float, event: str, error: BaseException, **context: Any) -> None:
+        """Count one failure; log it if it is the first of its condition, or summarise."""
+        if self.started is None:
+            self.started = now
+        self.failures += 1
+        key = _condition_of(event, error)
+        condition = self._conditions.get(key)
+        if condition is None and len(self._conditions) >= _MAX_CONDITIONS:
+            key = (event, "", None)  # one more condition per event at most: "other errors"
+            condition = self._conditions.get(key)
+        if condition is None:
+            self._conditions[key] = _Condition(now)
+            _log.warning(event, **context, error=_describe(error))
+            return
+        condition.count += 1
+        condition.unlogged += 1
+        self.suppressed += 1
+        if now - condition.last_line >= self.interval:
+            _log.warning(
+                f"{event}_repeated",
+                **context,
+                error=_describe(error),
+                repeated=condition.unlogged,
+                total=condition.count,
+                for_s=round(now - self.started, 3),
+            )
+            condition.last_line = now
+            condition.unlogged = 0
+
+    def end(self, now: float) -> _Episode | None:
+        """Close the episode; return its totals, or None if nothing failed."""
+        started = self.started
+        if started is None:
+            return None
+        episode = _Episode(self.failures, self.suppressed, round(now - started, 3))
+        self.started = None
+        self.failures = self.suppressed = 0
+        self._conditions.clear()
+        return episode
 
 
 class NatsBridge(Generic[T]):
@@ -350,7 +521,7 @@ class NatsBridge(Generic[T]):
         bus: EventBus[T],
         servers: str | Sequence[str] = "nats://127.0.0.1:4222",
         *,
-        event_type: Any = AnyKernelEvent,
+        event_type: Any = _ANY_KERNEL_EVENT,
         subject_prefix: str = "kernel",
         node_id: str | None = None,
         export: bool = True,
@@ -425,6 +596,8 @@ class NatsBridge(Generic[T]):
         if durable is not None:
             _check_token(durable, "durable")
         _check_token(stream, "stream")
+        if event_type is _ANY_KERNEL_EVENT:
+            event_type = AnyKernelEvent
 
         self._bus = bus
         self._servers = [servers] if isinstance(servers, str) else list(servers)
@@ -493,6 +666,10 @@ class NatsBridge(Generic[T]):
         self._in_hand = 0
         self._import_done = asyncio.Event()
         self._delivered_seq = 0  # stream seq of the last message delivered to the bus
+        # The stream seq the first import consumer started after. One recreated before
+        # anything was delivered (deleted by an operator, an ephemeral one expired) starts
+        # there too, not at "new" messages, which would lose those published meanwhile.
+        self._consumer_floor = 0
         self._stream_max_msg_size = 0  # the stream's limit (JetStream), <= 0: none
         # The export binds the stream again after each reconnection, or when a publish
         # finds no stream: the server may have come back without its JetStream state.
@@ -500,6 +677,13 @@ class NatsBridge(Generic[T]):
         self._export_rebind = False
         # The ``created`` time of the stream the import consumer reads (None: unknown).
         self._import_stream_created: object = None
+        # Recurring failures are logged once, then summarised (see _Repeats). The clock is
+        # an attribute so that tests can drive time.
+        self._clock: Callable[[], float] = time.monotonic
+        self._link_trouble = _Repeats()
+        self._import_trouble = _Repeats()
+        self._export_trouble = _Repeats()
+        self._down_since: float | None = None  # when the link was lost, on the clock
 
     def __repr__(self) -> str:
         mode = "jetstream" if self._jetstream else "core"
@@ -667,6 +851,8 @@ class NatsBridge(Generic[T]):
             import_dropped=c.import_dropped,
             disconnects=c.disconnects,
             reconnects=c.reconnects,
+            link_errors=c.link_errors,
+            retried_errors=c.retried_errors,
         )
 
     # -- connection --------------------------------------------------------------------------
@@ -726,7 +912,8 @@ class NatsBridge(Generic[T]):
                 subject=exc.subject,
             )
             return
-        _log.warning("nats_error", node_id=self._node_id, error=repr(exc))
+        self._c.link_errors += 1
+        self._link_trouble.failed(self._clock(), "nats_error", exc, node_id=self._node_id)
 
     async def _on_disconnected(self) -> None:
         if self._connecting or self._closed:
@@ -734,6 +921,8 @@ class NatsBridge(Generic[T]):
         self._c.disconnects += 1
         self._link_up.clear()
         self._link_lost.set()
+        if self._down_since is None:
+            self._down_since = self._clock()
         _log.warning("nats_disconnected", node_id=self._node_id)
 
     async def _on_reconnected(self) -> None:
@@ -742,7 +931,17 @@ class NatsBridge(Generic[T]):
         self._link_up.set()
         nc = self._nc
         url = None if nc is None or nc.connected_url is None else nc.connected_url.netloc
-        _log.info("nats_reconnected", node_id=self._node_id, server=url)
+        now = self._clock()
+        down_since, self._down_since = self._down_since, None
+        episode = self._link_trouble.end(now)
+        _log.info(
+            "nats_reconnected",
+            node_id=self._node_id,
+            server=url,
+            down_s=None if down_since is None else round(now - down_since, 3),
+            errors=episode.failures if episode else 0,
+            suppressed=episode.suppressed if episode else 0,
+        )
 
     async def _on_closed(self) -> None:
         # Wake every waiter; they see the closed connection and stop.
@@ -796,24 +995,18 @@ class NatsBridge(Generic[T]):
         self._stream_max_msg_size = info.config.max_msg_size or 0
         return info
 
-    async def _rebind_stream(self) -> nats.js.api.StreamInfo | None:
+    async def _rebind_stream(self, trouble: _Repeats) -> nats.js.api.StreamInfo | None:
         """Bind the stream again, creating it if it was lost (``nats_stream_recreated``).
 
         :returns: the stream's info, or None if that failed (the link, JetStream not ready
-            yet, a stream without the prefix): try again later. Failures are logged
-            throttled (``nats_stream_bind_failed``: 1st, 2nd, 4th, ... with the count).
+            yet, a stream without the prefix): try again later. A failure is counted in
+            ``retried_errors`` and logged as ``nats_stream_bind_failed`` in the calling
+            loop's ``trouble`` (repeats summarised).
         """
         try:
             return await self._bind_stream("nats_stream_recreated")
         except (*_LINK_ERRORS, nats.js.errors.APIError, ValueError) as exc:
-            self._count_and_log(
-                "stream_bind_failed",
-                _log.warning,
-                "nats_stream_bind_failed",
-                count_key="failed",
-                stream=self._stream,
-                error=repr(exc),
-            )
+            self._retry_failed(trouble, "nats_stream_bind_failed", exc, stream=self._stream)
             return None
 
     async def _read_stream_limit(self) -> bool:
@@ -828,7 +1021,7 @@ class NatsBridge(Generic[T]):
         try:
             info = await js.stream_info(self._stream)
         except _LINK_ERRORS as exc:
-            _log.warning("nats_stream_info_failed", node_id=self._node_id, error=repr(exc))
+            self._retry_failed(self._export_trouble, "nats_stream_info_failed", exc)
             return False
         except nats.js.errors.NotFoundError:
             # The stream is gone (a server back without its JetStream state): bind it
@@ -836,7 +1029,7 @@ class NatsBridge(Generic[T]):
             self._export_rebind = True
             return False
         except nats.js.errors.APIError as exc:
-            _log.warning("nats_stream_info_failed", node_id=self._node_id, error=repr(exc))
+            self._retry_failed(self._export_trouble, "nats_stream_info_failed", exc)
             return True
         self._stream_max_msg_size = info.config.max_msg_size or 0
         return True
@@ -954,13 +1147,14 @@ class NatsBridge(Generic[T]):
                 await nc.publish(subject, payload, headers=headers)
             except _LINK_ERRORS as exc:
                 self._c.export_retries += 1
-                _log.warning("nats_export_retry", node_id=self._node_id, error=repr(exc))
+                self._retry_failed(self._export_trouble, "nats_export_retry", exc, pending=1)
                 self._link_up.clear()
                 await anyio.sleep(0.01)
                 continue
             self._c.exported += 1
             self._in_hand -= 1
             i += 1
+        self._retry_recovered(self._export_trouble, "nats_export_recovered")
 
     async def _publish_acked(self, items: list[_Item]) -> None:
         js = self._js
@@ -971,7 +1165,7 @@ class NatsBridge(Generic[T]):
             await self._wait_link()
             if self._export_rebind or self._export_bound_at != self._c.reconnects:
                 reconnects = self._c.reconnects
-                if await self._rebind_stream() is None:
+                if await self._rebind_stream(self._export_trouble) is None:
                     await anyio.sleep(backoff)
                     backoff = min(backoff * 2, 1.0)
                     continue
@@ -991,7 +1185,7 @@ class NatsBridge(Generic[T]):
             # Dropped here, not retried: this server or stream can never accept them.
             pending = [item for item in pending if not self._refused_as_oversized(item)]
             if not pending:
-                return
+                break
             lost = self._link_lost
             futures: list[asyncio.Future[Any]] = []
             error: BaseException | None = None
@@ -1014,11 +1208,11 @@ class NatsBridge(Generic[T]):
                 if isinstance(error, nats.js.errors.NoStreamResponseError):
                     self._export_rebind = True  # no stream answered: it may be gone
                 self._c.export_retries += len(pending)
-                _log.warning(
+                self._retry_failed(
+                    self._export_trouble,
                     "nats_export_retry",
-                    node_id=self._node_id,
+                    error or TimeoutError("no acknowledgement"),
                     pending=len(pending),
-                    error=repr(error),
                 )
                 await anyio.sleep(backoff)
                 backoff = min(backoff * 2, 1.0)
@@ -1027,6 +1221,7 @@ class NatsBridge(Generic[T]):
                     # refused publish as a missing ack (nats-io/nats.py#985). Its
                     # max_msg_size may have shrunk.
                     await self._read_stream_limit()
+        self._retry_recovered(self._export_trouble, "nats_export_recovered")
 
     async def _await_acks(
         self, futures: list[asyncio.Future[Any]], lost: asyncio.Event
@@ -1087,7 +1282,7 @@ class NatsBridge(Generic[T]):
         await self._pull_subscribe(self._start_seq)
         # A consumer left with unacknowledged deliveries (a crash, a lost link) would send
         # them again only after ack_wait, out of order: resume at the ack floor instead.
-        await self._rewind_if_in_flight()
+        self._consumer_floor = await self._rewind_if_in_flight()
 
     async def _pull_subscribe(self, start_seq: int | None) -> None:
         js = self._js
@@ -1121,12 +1316,13 @@ class NatsBridge(Generic[T]):
         starts its sequences again, so the import restarts at its start and forgets what it
         had delivered. A missing consumer is created again under the same name
         (``nats_consumer_recreated``): at the new stream's start if the stream was replaced,
-        else after the last message delivered to the local bus in this process (else where
-        the first one started). A consumer still there is rewound if deliveries are in flight.
+        else after the last message delivered to the local bus in this process, or where the
+        first consumer started if that is later. A consumer still there is rewound if
+        deliveries are in flight.
 
         :returns: False if the link or JetStream failed meanwhile: try again later.
         """
-        info = await self._rebind_stream()
+        info = await self._rebind_stream(self._import_trouble)
         if info is None:
             return False
         created = info.created
@@ -1135,7 +1331,7 @@ class NatsBridge(Generic[T]):
         ) or info.state.last_seq < self._delivered_seq
         self._import_stream_created = created
         if replaced:
-            self._delivered_seq = 0
+            self._delivered_seq = self._consumer_floor = 0
         pull = self._pull
         assert pull is not None
         try:
@@ -1146,13 +1342,8 @@ class NatsBridge(Generic[T]):
             else:
                 await self._rewind_if_in_flight(consumer)
         except (*_LINK_ERRORS, nats.js.errors.APIError) as exc:
-            self._count_and_log(
-                "stream_bind_failed",
-                _log.warning,
-                "nats_consumer_bind_failed",
-                count_key="failed",
-                stream=self._stream,
-                error=repr(exc),
+            self._retry_failed(
+                self._import_trouble, "nats_consumer_bind_failed", exc, stream=self._stream
             )
             return False
         return True
@@ -1162,12 +1353,7 @@ class NatsBridge(Generic[T]):
         assert pull is not None
         with contextlib.suppress(nats.errors.Error):
             await pull.unsubscribe()
-        if stream_replaced:
-            start: int | None = 1
-        elif self._delivered_seq:
-            start = self._delivered_seq + 1
-        else:
-            start = self._start_seq
+        start = 1 if stream_replaced else max(self._delivered_seq, self._consumer_floor) + 1
         await self._pull_subscribe(start)
         _log.warning(
             "nats_consumer_recreated",
@@ -1178,11 +1364,13 @@ class NatsBridge(Generic[T]):
             stream_lost=stream_replaced,
         )
 
-    async def _rewind_if_in_flight(self, info: nats.js.api.ConsumerInfo | None = None) -> None:
+    async def _rewind_if_in_flight(self, info: nats.js.api.ConsumerInfo | None = None) -> int:
         """Recreate the consumer at its ack floor if deliveries are unacknowledged.
 
         Messages up to the last one delivered to the local bus in this process are then
         skipped (``_delivered_seq``), so nothing is imported twice and order is kept.
+
+        :returns: the stream sequence the consumer now delivers after.
         """
         js, pull = self._js, self._pull
         assert js is not None
@@ -1190,7 +1378,7 @@ class NatsBridge(Generic[T]):
         if info is None:
             info = await pull.consumer_info()
         if not info.num_ack_pending:
-            return
+            return info.delivered.stream_seq if info.delivered else 0
         start = (info.ack_floor.stream_seq if info.ack_floor else 0) + 1
         _log.info(
             "nats_consumer_rewound",
@@ -1202,6 +1390,51 @@ class NatsBridge(Generic[T]):
         await pull.unsubscribe()
         await js.delete_consumer(self._stream, info.name)
         await self._pull_subscribe(start)
+        return start - 1
+
+    async def _consumer_exists(self) -> bool:
+        """Ask JetStream whether the import consumer still exists.
+
+        nats-py's ``fetch`` from a consumer that was deleted (``nats consumer rm``, an
+        ephemeral one expired) times out as when no message came: the server answers
+        nothing. An idle import therefore asks now and then.
+
+        :returns: False if JetStream says the consumer, or its stream, is gone. True if it
+            exists, or if the question failed (the link, JetStream unavailable): that is
+            counted and logged as ``nats_consumer_check_failed`` and asked again later.
+        """
+        pull = self._pull
+        assert pull is not None
+        try:
+            await pull.consumer_info()
+        except nats.js.errors.NotFoundError:
+            return False
+        except (*_LINK_ERRORS, nats.js.errors.APIError) as exc:
+            self._retry_failed(self._import_trouble, "nats_consumer_check_failed", exc)
+            return True
+        self._retry_recovered(self._import_trouble, "nats_import_recovered")
+        return True
+
+    def _retry_failed(
+        self, trouble: _Repeats, event: str, error: BaseException, **context: Any
+    ) -> None:
+        """Count a failed operation its loop will try again; log it once, or summarise."""
+        self._c.retried_errors += 1
+        trouble.failed(self._clock(), event, error, node_id=self._node_id, **context)
+
+    def _retry_recovered(self, trouble: _Repeats, event: str) -> None:
+        """The loop of ``trouble`` works again: log ``event`` with its failures, if any."""
+        if trouble.started is None:
+            return
+        episode = trouble.end(self._clock())
+        assert episode is not None
+        _log.info(
+            event,
+            node_id=self._node_id,
+            failures=episode.failures,
+            suppressed=episode.suppressed,
+            duration_s=episode.duration_s,
+        )
 
     def _decode(self, msg: Msg) -> Envelope[T] | None:
         """Decode and screen one message; None if it must be skipped (counted)."""
@@ -1290,6 +1523,7 @@ class NatsBridge(Generic[T]):
         barrier = self._ack_barrier
         reconnects = self._c.reconnects
         rebind = False
+        checked_at = self._clock()
         while not self._stopping_import:
             try:
                 await self._wait_link()
@@ -1300,19 +1534,30 @@ class NatsBridge(Generic[T]):
                         await anyio.sleep(self._fetch_timeout)
                         continue
                     rebind = False
+                    checked_at = self._clock()
                 pull = self._pull
                 assert pull is not None
                 msgs = await pull.fetch(self._fetch_batch, timeout=self._fetch_timeout)
             except ClosedResourceError:
                 return
             except TimeoutError:
+                # No message, or no consumer: nats-py cannot tell them apart (the server
+                # does not answer a fetch from a deleted consumer). Ask now and then.
+                now = self._clock()
+                if now - checked_at >= _CONSUMER_CHECK_INTERVAL:
+                    checked_at = now
+                    rebind = not await self._consumer_exists()
                 continue
             except nats.js.errors.APIError as exc:
-                _log.warning("nats_fetch_failed", node_id=self._node_id, error=repr(exc))
+                self._retry_failed(self._import_trouble, "nats_fetch_failed", exc)
                 rebind = True  # the consumer or the stream may be gone
                 await anyio.sleep(self._fetch_timeout)
                 continue
             except _LINK_ERRORS:
+                continue
+            # The server answered (nats-py returns [] for its "request timeout" status).
+            self._retry_recovered(self._import_trouble, "nats_import_recovered")
+            if not msgs:
                 continue
             for i, msg in enumerate(msgs):
                 seq = msg.metadata.sequence.stream
@@ -1336,7 +1581,7 @@ class NatsBridge(Generic[T]):
                     await msg.ack()
                 except (nats.errors.MsgAlreadyAckdError, *_LINK_ERRORS) as exc:
                     # Unacknowledged messages are delivered again after a rewind.
-                    _log.warning("nats_ack_failed", node_id=self._node_id, error=repr(exc))
+                    self._retry_failed(self._import_trouble, "nats_ack_failed", exc)
                     break
 
 

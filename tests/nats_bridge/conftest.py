@@ -133,3 +133,16 @@ def nats_server_factory(tmp_path: Path) -> Iterator[NatsServerFactory]:
 def nats_server(nats_server_factory: NatsServerFactory) -> NatsServer:
     """A plain ``nats-server -js`` for one test."""
     return nats_server_factory()
+
+
+class ManualClock:
+    """A monotonic clock that moves only when told: set it as a bridge's ``_clock``."""
+
+    def __init__(self, start: float | None = None) -> None:
+        self.now = time.monotonic() if start is None else start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
+import pydoc
+import uuid
 
 import msgspec
 import nats
@@ -11,7 +14,7 @@ from anyio import fail_after
 from bridge_events import AgentStarted, BridgeEvent, MessageSent, Note
 from conftest import NatsServer
 
-from eventbus import Envelope, EventBus, Subscription
+from eventbus import Envelope, EventBus, KernelEvent, Subscription, events
 from eventbus.bridges.nats import (
     MSG_ID_HEADER,
     ORIGIN_HEADER,
@@ -249,3 +252,26 @@ async def test_a_single_tag_string_is_one_kind(nats_server: NatsServer) -> None:
                 await a.flush()
                 assert sub.statistics().buffered == 0
     assert [e.event for e in got] == [Note(text="n"), Note(text="m")]
+
+
+def test_help_names_the_default_event_type_instead_of_listing_the_union() -> None:
+    # The union as the default printed its ~85 member classes in help() and the signature.
+    signature = str(inspect.signature(NatsBridge))
+    assert "event_type: 'Any' = AnyKernelEvent," in signature
+    assert len(signature) < 1200
+    assert "eventbus.events._" not in pydoc.render_doc(NatsBridge)
+
+
+async def test_the_default_event_type_carries_kernel_events(nats_server: NatsServer) -> None:
+    with fail_after(10):
+        async with (
+            EventBus[KernelEvent]() as bus_a,
+            EventBus[KernelEvent]() as bus_b,
+            NatsBridge(bus_a, nats_server.url, import_=False) as a,
+            NatsBridge(bus_b, nats_server.url, export=False),
+        ):
+            with bus_b.subscribe() as sub:
+                sent = bus_a.publish(events.AgentStarted(id=uuid.uuid4()))
+                await a.flush()
+                got = await sub.receive()
+    assert (got.event_id, got.event) == (sent.event_id, sent.event)

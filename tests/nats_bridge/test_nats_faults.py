@@ -11,7 +11,7 @@ import nats
 import pytest
 from anyio import fail_after
 from bridge_events import AgentStarted, BridgeEvent, MessageSent
-from conftest import NatsServer, NatsServerFactory
+from conftest import ManualClock, NatsServer, NatsServerFactory
 from structlog.testing import capture_logs
 
 from eventbus import Envelope, EventBus, Subscription
@@ -335,3 +335,57 @@ async def test_a_lost_durable_consumer_is_recreated_after_what_was_delivered(
     assert "nats_stream_recreated" not in events
     (recreated,) = [e for e in logs if e["event"] == "nats_consumer_recreated"]
     assert (recreated["start_seq"], recreated["stream_lost"]) == (6, False)
+
+
+@pytest.mark.parametrize(
+    ("durable", "delivered"),
+    [("audit", 3), (None, 3), (None, 0), ("audit", 0)],
+    ids=["durable", "ephemeral", "ephemeral-before-any-delivery", "durable-before-any-delivery"],
+)
+async def test_a_consumer_deleted_while_the_link_holds_is_recreated_without_loss_or_repeat(
+    nats_server: NatsServer, durable: str | None, delivered: int
+) -> None:
+    # nats-py's fetch from a deleted consumer times out as if no message came; without a
+    # reconnection, only the bridge's own check notices.
+    with fail_after(20):
+        async with (
+            EventBus[BridgeEvent]() as bus,
+            EventBus[BridgeEvent]() as audit_bus,
+            make_bridge(bus, nats_server.url, jetstream=True, import_=False) as pub,
+        ):
+            with audit_bus.subscribe(max_buffer_size=1000) as sub:
+                audit = make_bridge(
+                    audit_bus, nats_server.url, jetstream=True, export=False, durable=durable
+                )
+                clock = ManualClock()
+                audit._clock = clock  # the idle import checks its consumer once it moves
+                async with audit:
+                    for i in range(delivered):
+                        bus.publish(AgentStarted(agent="p", n=i))
+                    before = await receive(sub, delivered)
+                    pull = audit._pull
+                    assert pull is not None
+                    name = (await pull.consumer_info()).name
+                    nc = await nats.connect(nats_server.url)
+                    with capture_logs() as logs:
+                        await nc.jetstream().delete_consumer("KERNEL_EVENTS", name)
+                        for i in range(delivered, delivered + 3):
+                            bus.publish(AgentStarted(agent="p", n=i))
+                        await pub.flush()  # stored while the consumer is missing
+                        clock.advance(60)
+                        with fail_after(5):
+                            after = await receive(sub, 3)
+                        await nc.close()
+                    pull = audit._pull
+                    assert pull is not None
+                    info = await pull.consumer_info()
+                    stats = audit.statistics()
+                    assert sub.statistics().buffered == 0  # nothing came twice
+    assert [e.event.n for e in before + after] == list(range(delivered + 3))  # type: ignore[union-attr]
+    assert stats.imported == delivered + 3
+    assert (stats.reconnects, stats.disconnects) == (0, 0)  # the link held throughout
+    assert (info.delivered.stream_seq, info.num_pending) == (delivered + 3, 0)
+    if durable is not None:
+        assert info.name == durable
+    (recreated,) = [e for e in logs if e["event"] == "nats_consumer_recreated"]
+    assert (recreated["start_seq"], recreated["stream_lost"]) == (delivered + 1, False)
