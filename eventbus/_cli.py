@@ -6,7 +6,8 @@ Subcommands (each with ``--help``)::
     eventbus audit show PATH [--actor A] [--kind K] [--action X] [--since-seq N]
                         [--event-id ID] [--duplicates] [--json]
     eventbus audit verify PATH
-    eventbus replay LOG [--snapshot] [--trail]
+    eventbus replay LOG [--snapshot] [--trail] [--capacity N] [--max-line-bytes N]
+                        [--max-depth N]
     eventbus schema [--check [DIR] | --write DIR]
 
 Exit codes: 0 success, 1 failure (a missing or corrupt file or session log, a tampered audit
@@ -169,6 +170,10 @@ def _non_negative_int(text: str) -> int:
 def _build_parser() -> _Parser:
     from importlib.metadata import PackageNotFoundError, version
 
+    # (read_log's defaults are the codec's: this spares every command importing replay)
+    from .codec import DEFAULT_MAX_DEPTH
+    from .codec import DEFAULT_MAX_SIZE as DEFAULT_MAX_LINE_BYTES
+
     try:
         dist_version = version("kernel-eventbus")
     except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
@@ -309,6 +314,21 @@ def _build_parser() -> _Parser:
         help="the rebuilt trail's capacity (default: the trail's, 100000); older entries "
         "are evicted, and the output says how many",
     )
+    replay.add_argument(
+        "--max-line-bytes",
+        type=_positive_int,
+        default=DEFAULT_MAX_LINE_BYTES,
+        metavar="N",
+        help=f"the longest line accepted (default {DEFAULT_MAX_LINE_BYTES}, 1 MiB); a longer "
+        "one is an error naming its line",
+    )
+    replay.add_argument(
+        "--max-depth",
+        type=_positive_int,
+        default=DEFAULT_MAX_DEPTH,
+        metavar="N",
+        help=f"the deepest nesting accepted in a line (default {DEFAULT_MAX_DEPTH})",
+    )
     replay.set_defaults(run=_run_replay)
 
     schema = commands.add_parser(
@@ -342,7 +362,12 @@ def _build_parser() -> _Parser:
 
 
 def _timestamp(ts_ns: int) -> str:
-    moment = datetime.fromtimestamp(ts_ns / 1e9, UTC)
+    """UTC to the millisecond; the raw nanoseconds when no date holds them (a log may carry
+    any integer, and one bad stamp must not end a listing half printed)."""
+    try:
+        moment = datetime.fromtimestamp(ts_ns / 1e9, UTC)
+    except (OverflowError, OSError, ValueError):
+        return f"ts_ns={ts_ns}"
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
@@ -717,7 +742,9 @@ def _run_replay(args: argparse.Namespace) -> int:
     if path.is_dir():
         raise _Failure(f"{path} is a directory, not a session log")
     try:  # a SQLite file's bytes could pass for a log's torn final line
-        sqlite = is_sqlite_file(path)
+        # (Only a regular file: sniffing a pipe, <(zcat log.gz) or /dev/stdin, would eat
+        # the first bytes of the log read_log reads next.)
+        sqlite = path.is_file() and is_sqlite_file(path)
     except OSError:  # missing or unreadable: read_log below says which
         sqlite = False
     if sqlite:
@@ -726,7 +753,7 @@ def _run_replay(args: argparse.Namespace) -> int:
             "'eventbus audit show')"
         )
     try:
-        log = read_log(path)
+        log = read_log(path, max_line_bytes=args.max_line_bytes, max_depth=args.max_depth)
     except FileNotFoundError:
         raise _Failure(f"no such file: {path}") from None
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # ValidationError included

@@ -992,6 +992,63 @@ def test_replay_of_a_missing_or_corrupt_log_is_one_line_and_exit_1(
     assert "is a directory" in one_line(err)
 
 
+def test_replay_reads_a_log_from_a_pipe(tmp_path: Path) -> None:
+    # Sniffing for a SQLite header ate the pipe's first bytes: "JSON is malformed".
+    log = (FIXTURES / "events_ask_user.jsonl").read_bytes()
+    proc = subprocess.run(
+        [sys.executable, "-m", "eventbus", "replay", "/dev/stdin", "--trail"],
+        input=log,
+        capture_output=True,
+        timeout=TIME_BOUND,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert b"audit trail: 18 entries" in proc.stdout
+
+
+def test_replay_takes_lines_deeper_and_longer_than_its_defaults_when_told(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from eventbus import Envelope
+    from eventbus.codec import encode_json
+    from eventbus.events import ToolExecutionStarted
+
+    nested: object = "leaf"
+    for _ in range(70):
+        nested = [nested]
+    event = ToolExecutionStarted(
+        session_id="s", tool_name="t", tool_call_id="c", tool_args={"deep": nested}
+    )
+    log = tmp_path / "deep.jsonl"
+    log.write_bytes(encode_json(Envelope(1, "e1", 1, "tool_execution_started", event)) + b"\n")
+    code, _, err = run(capsys, "replay", str(log), "--trail")
+    assert code == 1
+    assert re.search(r"line 1 of .*deeper than max_depth=64", one_line(err))
+    code, out, err = run(capsys, "replay", str(log), "--trail", "--max-depth", "80")
+    assert (code, err) == (0, "")
+    assert "audit trail: 1 entries" in out
+    code, _, err = run(capsys, "replay", str(log), "--max-line-bytes", "100", "--max-depth", "80")
+    assert code == 1
+    assert "line is longer than max_line_bytes=100" in one_line(err)
+
+
+def test_replay_prints_a_timestamp_no_date_holds_as_nanoseconds(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # It ended the listing half printed: "unexpected OverflowError".
+    line = (
+        '{"causation_id":null,"correlation_id":null,"event":{"event_type":"agent_started",'
+        '"id":"00000000-0000-0000-0000-000000000001"},"event_id":"e%d","kind":"agent_started",'
+        '"origin":null,"replayed":false,"seq":%d,"ts_ns":%d}\n'
+    )
+    log = tmp_path / "log.jsonl"
+    log.write_text(line % (1, 1, 1_732_200_000_000_000_000) + line % (2, 2, 10**30))
+    code, out, err = run(capsys, "replay", str(log), "--trail")
+    assert (code, err) == (0, "")
+    rows = [row for row in out.splitlines() if row.lstrip().startswith(("1 ", "2 "))]
+    assert "2024-11-21T14:40:00.000Z" in rows[0]
+    assert f"ts_ns={10**30}" in rows[1]
+
+
 # -- audit verify: a JSONL store's torn final line ------------------------------------------
 # A torn line past the last acknowledged entry (a crash, or a writer appending right now) was
 # reported like tampering: "the first bad entry is seq N+1", a false alarm.

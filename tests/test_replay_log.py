@@ -18,6 +18,7 @@ from eventbus.events import (
     AnyKernelEvent,
     PageOut,
     Suspended,
+    ToolExecutionStarted,
     TurnLoopMode,
     TurnStarted,
 )
@@ -178,6 +179,28 @@ def test_max_line_bytes_must_be_a_positive_int(tmp_path: Path) -> None:
         read_log(tmp_path / "missing.jsonl", max_line_bytes=0)
     with pytest.raises(TypeError, match=r"^max_line_bytes must be an int, got str$"):
         read_log(tmp_path / "missing.jsonl", max_line_bytes="300")  # type: ignore[arg-type]
+
+
+def test_a_line_nested_deeper_than_max_depth_is_rejected_and_read_when_allowed(
+    tmp_path: Path,
+) -> None:
+    # The bus and the recorder take any depth; read_log had the codec's 64 and no way round.
+    nested: Any = "leaf"
+    for _ in range(70):
+        nested = [nested]
+    deep = ToolExecutionStarted(
+        session_id="s", tool_name="t", tool_call_id="c", tool_args={"deep": nested}
+    )
+    path = write_lines(tmp_path / "s.jsonl", encode_json(envelope(1, deep)))
+    with pytest.raises(
+        msgspec.DecodeError, match=r"^line 1 of .*: .*nested deeper than max_depth=64"
+    ):
+        read_log(path)
+    assert read_log(path, max_depth=80)[0].event == deep
+    with pytest.raises(ValueError, match=r"^max_depth must be >= 1, got 0$"):
+        read_log(path, max_depth=0)
+    with pytest.raises(TypeError, match=r"^max_depth must be an int, got float$"):
+        read_log(path, max_depth=64.0)  # type: ignore[arg-type]
 
 
 def test_a_line_of_another_shape_is_rejected(tmp_path: Path) -> None:

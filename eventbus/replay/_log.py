@@ -11,7 +11,7 @@ import structlog
 
 from .._bus import _check_positive_int, _kind_of
 from .._envelope import Envelope
-from ..codec import decode_json, decode_oxios_json
+from ..codec import DEFAULT_MAX_DEPTH, decode_json, decode_oxios_json
 from ..events import AnyKernelEvent, Category
 from ..events._os import OS_EVENT_TYPES
 
@@ -161,7 +161,10 @@ def _tag_of(event: object) -> str:
 
 @overload
 def read_log(
-    path: str | os.PathLike[str], *, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
+    path: str | os.PathLike[str],
+    *,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+    max_depth: int = DEFAULT_MAX_DEPTH,
 ) -> SessionLog[AnyKernelEvent]: ...
 @overload
 def read_log(
@@ -169,6 +172,7 @@ def read_log(
     *,
     type: type[T],
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+    max_depth: int = DEFAULT_MAX_DEPTH,
 ) -> SessionLog[T]: ...
 @overload
 def read_log(
@@ -176,12 +180,14 @@ def read_log(
     *,
     type: Any,
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+    max_depth: int = DEFAULT_MAX_DEPTH,
 ) -> SessionLog[Any]: ...
 def read_log(
     path: str | os.PathLike[str],
     *,
     type: Any = AnyKernelEvent,
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+    max_depth: int = DEFAULT_MAX_DEPTH,
 ) -> SessionLog[Any]:
     """Read a session log file into a :class:`SessionLog`: every envelope, in file order.
 
@@ -208,16 +214,19 @@ def read_log(
         decode as built-in supervisor events.
     :param max_line_bytes: the longest line accepted, newline excluded (default 1 MiB). The
         file is read line by line with this bound, so an oversized line is never held whole.
+    :param max_depth: the deepest nesting accepted in a line, as the codec counts it
+        (default :data:`~eventbus.codec.DEFAULT_MAX_DEPTH`, 64); raise it, with
+        ``max_line_bytes``, for a log that records deeply nested tool arguments.
     :returns: the :class:`SessionLog`.
     :raises FileNotFoundError, OSError: if the file cannot be read.
-    :raises msgspec.DecodeError: for a line that is not JSON, empty, or longer than
-        ``max_line_bytes``, anywhere but as the torn final line; the message starts with
-        ``line <n> of <file>:``.
+    :raises msgspec.DecodeError: for a line that is not JSON (or not UTF-8), empty, longer
+        than ``max_line_bytes`` or nested deeper than ``max_depth``, anywhere but as the
+        torn final line; the message starts with ``line <n> of <file>:``.
     :raises msgspec.ValidationError: for a line that is JSON but not a valid record (unknown
         ``event_type``, missing field, an envelope whose ``kind`` is not its event's tag...);
         the message starts the same way.
-    :raises ValueError: if ``max_line_bytes`` is below 1.
-    :raises TypeError: if ``max_line_bytes`` is not an int.
+    :raises ValueError: if ``max_line_bytes`` or ``max_depth`` is below 1.
+    :raises TypeError: if ``max_line_bytes`` or ``max_depth`` is not an int.
 
     Crash safety: the recorder ends every line with ``\\n``, so a final line without one
     was cut off mid-write. If it is not well-formed JSON it is *skipped*: ``torn_lines`` is
@@ -230,6 +239,7 @@ def read_log(
     :func:`replay` checks when it needs to).
     """
     _check_positive_int("max_line_bytes", max_line_bytes)
+    _check_positive_int("max_depth", max_depth)
     name = os.fspath(path)
     envelopes: list[Envelope[Any]] = []
     gaps: list[LogGap] = []
@@ -255,7 +265,17 @@ def read_log(
                     f"line is longer than max_line_bytes={max_line_bytes}",
                 )
             try:
-                _read_line(line, lineno, type, envelope_type, rust_type, envelopes, gaps, labels)
+                _read_line(
+                    line,
+                    lineno,
+                    max_depth,
+                    type,
+                    envelope_type,
+                    rust_type,
+                    envelopes,
+                    gaps,
+                    labels,
+                )
             except msgspec.MsgspecError as exc:
                 # A cut-off write loses at least the closing brace: malformed, not invalid.
                 if not terminated and not isinstance(exc, msgspec.ValidationError):
@@ -269,6 +289,7 @@ def read_log(
 def _read_line(
     line: bytes,
     lineno: int,
+    depth: int,
     event_type: Any,
     envelope_type: Any,
     rust_type: Any,
@@ -279,12 +300,12 @@ def _read_line(
     """Decode one line and append what it holds; raise a msgspec error if it is bad."""
     size = len(line) + 1
     if line.startswith(_ENVELOPE_PREFIX):
-        envelope = decode_json(line, envelope_type, max_size=size)
+        envelope = decode_json(line, envelope_type, max_size=size, max_depth=depth)
         _check_kind(envelope.kind, envelope.event)
         if type(envelope.event) in _OS_TYPES:
             # The bus never encodes a category: decode the labels only if the line has some.
             if b'"category"' in line or b'"primitive"' in line:
-                wire = decode_json(line, _EnvelopeLabels, max_size=size).event
+                wire = decode_json(line, _EnvelopeLabels, max_size=size, max_depth=depth).event
                 category, primitive = wire.category, wire.primitive
             else:
                 category = primitive = None
@@ -292,35 +313,35 @@ def _read_line(
         envelopes.append(envelope)
         return
     if line.startswith(_GAP_PREFIX):
-        gaps.append(decode_json(line, _GapLine, max_size=size).gap)
+        gaps.append(decode_json(line, _GapLine, max_size=size, max_depth=depth).gap)
         return
     if not line.strip():
         raise msgspec.DecodeError("empty line")
-    probe = decode_json(line, Any, max_size=size)
+    probe = decode_json(line, Any, max_size=size, max_depth=depth)
     if not isinstance(probe, dict):
         raise msgspec.ValidationError(f"Expected `object`, got `{type(probe).__name__}`")
     native = True
     if "event" in probe and "event_id" in probe:  # an envelope in another key order
-        envelope = decode_json(line, envelope_type, max_size=size)
+        envelope = decode_json(line, envelope_type, max_size=size, max_depth=depth)
         _check_kind(envelope.kind, envelope.event)
         native = False
         raw_event = probe["event"]
     elif "event" in probe and "ts_ms" in probe:
-        rust = decode_json(line, rust_type, max_size=size)
+        rust = decode_json(line, rust_type, max_size=size, max_depth=depth)
         _check_kind(rust.kind, rust.event)
         envelope = Envelope(
             rust.seq, f"line-{lineno}", rust.ts_ms * 1_000_000, rust.kind, rust.event
         )
         raw_event = probe["event"]
     elif "event_type" in probe:
-        event = decode_json(line, event_type, max_size=size)
+        event = decode_json(line, event_type, max_size=size, max_depth=depth)
         envelope = Envelope(lineno, f"line-{lineno}", 0, _tag_of(event), event)
         raw_event = probe
     elif "gap" in probe:
-        gaps.append(decode_json(line, _GapLine, max_size=size).gap)
+        gaps.append(decode_json(line, _GapLine, max_size=size, max_depth=depth).gap)
         return
     elif len(probe) == 1 and next(iter(probe))[:1].isupper():
-        event = decode_oxios_json(line, max_size=size)
+        event = decode_oxios_json(line, max_size=size, max_depth=depth)
         envelope = Envelope(lineno, f"line-{lineno}", 0, _tag_of(event), event)
         raw_event = None
     else:
