@@ -1527,7 +1527,13 @@ def _check_buffer_size(value: object) -> int:
 def _check_kinds(kinds: Iterable[type | str]) -> tuple[type | str, ...]:
     if isinstance(kinds, str | type):
         kinds = (kinds,)
-    result = tuple(kinds)
+    try:
+        result = tuple(kinds)
+    except TypeError:
+        raise TypeError(
+            "kinds must be an event class, a tag string or an iterable of them, "
+            f"got {type(kinds).__name__}"
+        ) from None
     if not result:
         raise ValueError("kinds must not be empty (pass None for every kind)")
     for k in result:

@@ -242,7 +242,7 @@ def write(directory: str | Path) -> list[str]:
     changed = []
     for name, text in sorted(generate().items()):
         target = path / name
-        if not target.exists() or target.read_text(encoding="utf-8") != text:
+        if not target.is_file() or target.read_bytes() != text.encode("utf-8"):
             target.write_text(text, encoding="utf-8")
             changed.append(name)
     return changed
@@ -259,7 +259,8 @@ def check(directory: str | Path) -> list[str]:
     stale = [
         name
         for name, text in expected.items()
-        if not (path / name).is_file() or (path / name).read_text(encoding="utf-8") != text
+        # (bytes: a file damaged into invalid UTF-8 is stale, not an error)
+        if not (path / name).is_file() or (path / name).read_bytes() != text.encode("utf-8")
     ]
     if path.is_dir():
         stale += [p.name for p in path.glob("*.json") if p.name not in expected]

@@ -415,9 +415,13 @@ def expect(
         raise TypeError(f"where must be callable, got {type(where).__name__}")
     if isinstance(timeout, bool) or not isinstance(timeout, int | float):
         raise TypeError(f"timeout must be a number, got {type(timeout).__name__}")
-    if not timeout > 0 or math.isnan(timeout):
+    try:
+        seconds = float(timeout)
+    except OverflowError:  # an int past every float: no wait is that long
+        seconds = math.inf
+    if not seconds > 0 or math.isnan(seconds):
         raise ValueError(f"timeout must be > 0, got {timeout}")
-    return Expectation(bus, event_type, where, timeout)
+    return Expectation(bus, event_type, where, seconds)
 
 
 # -- assertions on subscriptions -----------------------------------------------------------

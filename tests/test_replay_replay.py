@@ -68,6 +68,19 @@ async def test_replay_refuses_a_bus_past_the_logs_first_seq_before_publishing() 
             assert drain(sub) == []
 
 
+async def test_replay_of_a_log_numbered_from_0_says_no_bus_numbers_so() -> None:
+    # It said "the bus has already published seq 0", of a fresh bus.
+    log = [Envelope(0, "e0", 1, "page_out", PageOut(turn=0, handle="x"))]
+    async with EventBus() as bus:
+        with pytest.raises(
+            ValueError,
+            match=r"^the log starts at seq 0, and a bus numbers its envelopes from 1: pass "
+            r"keep_seq=False to renumber$",
+        ):
+            await replay(log, bus)
+        assert await replay(log, bus, keep_seq=False) == 1
+
+
 async def test_replay_without_keep_seq_renumbers_and_keeps_the_rest() -> None:
     log = read_log(FIXTURES / "events_ask_user.jsonl")
     async with EventBus() as bus:

@@ -255,6 +255,10 @@ def test_write_then_check_round_trip(tmp_path: Path) -> None:
     assert schema.check(target) == ["os_event.json", "retired.json"]
     assert schema.write(target) == ["os_event.json"]
     assert (target / "notes.txt").exists()
+    (target / "envelope.json").write_bytes(b"\xff\xfe damaged")  # not UTF-8: stale, no error
+    assert schema.check(target) == ["envelope.json", "retired.json"]
+    assert schema.write(target) == ["envelope.json"]
+    assert schema.check(target) == ["retired.json"]
 
 
 def test_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

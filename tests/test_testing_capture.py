@@ -85,6 +85,17 @@ async def test_kinds_filter_by_class_or_tag() -> None:
     assert mixed.kinds == ["pong", "loud_ping"]
 
 
+async def test_kinds_that_are_neither_a_kind_nor_an_iterable_are_named_in_the_error() -> None:
+    bus = EventBus[msgspec.Struct]()
+    with pytest.raises(
+        TypeError,
+        match=r"^kinds must be an event class, a tag string or an iterable of them, got int$",
+    ):
+        capture_events(bus, kinds=5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"^kinds must be an event class, .* got int$"):
+        bus.subscribe(kinds=5)  # type: ignore[arg-type]
+
+
 async def test_records_what_a_lagging_subscription_loses() -> None:
     bus = EventBus[Ping]()
     sub = bus.subscribe(max_buffer_size=1)

@@ -133,6 +133,15 @@ async def test_bad_arguments_are_rejected_with_messages_naming_them() -> None:
     assert bus._taps == ()
 
 
+async def test_a_timeout_too_large_for_a_float_waits_without_end() -> None:
+    # expect(timeout=10**400) raised OverflowError from inside anyio when awaited.
+    bus = EventBus[Ping]()
+    arrived = expect(bus, Ping, timeout=10**400)
+    bus.publish(Ping(n=1))
+    with anyio.fail_after(5):
+        assert (await arrived).event == Ping(n=1)
+
+
 @pytest.mark.parametrize(("where", "got"), [(3, "int"), ("x", "str")])
 async def test_a_where_that_is_not_callable_is_rejected_at_the_call(
     where: object, got: str

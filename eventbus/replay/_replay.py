@@ -36,8 +36,9 @@ async def replay(
     :returns: the number of envelopes published.
     :raises ValueError: with ``keep_seq``, *before anything is published*, if the bus has
         already handed out a ``seq`` at or past the log's first one (replay into a fresh bus,
-        or pass ``keep_seq=False``); and, when it gets there, at the first envelope whose
-        ``seq`` is not greater than the previous one's (envelopes before it were published).
+        or pass ``keep_seq=False``) or the log starts below seq 1 (no bus numbers so); and,
+        when it gets there, at the first envelope whose ``seq`` is not greater than the
+        previous one's (envelopes before it were published).
     :raises anyio.ClosedResourceError: if the bus closes.
 
     Backpressure: each envelope goes through :meth:`EventBus.apublish_envelope`, so when a
@@ -52,6 +53,11 @@ async def replay(
     if first is None:
         return 0
     if keep_seq:
+        if first.seq < 1:
+            raise ValueError(
+                f"the log starts at seq {first.seq}, and a bus numbers its envelopes from 1: "
+                "pass keep_seq=False to renumber"
+            )
         last = bus.statistics().published
         if first.seq <= last:
             raise ValueError(
