@@ -7,7 +7,7 @@ from collections import deque
 from dataclasses import dataclass
 from itertools import islice
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal, get_type_hints
 
 import anyio
 import anyio.lowlevel
@@ -47,6 +47,33 @@ _ACTION_SET: Final = frozenset(ACTION_TYPES)
 # What an action a user's mapping function returned must survive: the round trip through
 # the JSON every sink writes (msgspec does not validate a Struct's fields when it is built).
 _ACTION_CHECK: Final = {t: msgspec.json.Decoder(t).decode for t in ACTION_TYPES}
+# Each action class's fields and the exact class each holds (msgspec does not check the
+# values a Struct is built with, and the bus does not validate events: a built-in mapping
+# copies whatever an event holds).
+_FIELD_TYPES: Final = {
+    t: tuple((name, get_type_hints(t)[name]) for name in t.__struct_fields__) for t in ACTION_TYPES
+}
+_TEXT_ERRORS: Final = (UnicodeEncodeError, TypeError, ValueError, OverflowError)
+
+
+def _fits_function(action_type: type[AuditAction]) -> Any:
+    """``fits(actor, action, limit)`` for one action class: whether ``actor`` and every field
+    of ``action`` hold their declared class and no text is longer than ``limit``. Generated
+    (as dataclasses generates ``__init__``): one expression of attribute reads, no loop, no
+    ``getattr``, since it runs for every entry."""
+    tests = ["actor.__class__ is str", "len(actor) <= limit"]
+    for i, (name, cls) in enumerate(_FIELD_TYPES[action_type]):
+        if cls is str:
+            tests.append(f"(v{i} := action.{name}).__class__ is str and len(v{i}) <= limit")
+        else:
+            tests.append(f"action.{name}.__class__ is {cls.__name__}")
+    source = f"def fits(actor, action, limit):\n    return {' and '.join(tests)}\n"
+    namespace: dict[str, Any] = {}
+    exec(source, {"bool": bool, "int": int, "str": str}, namespace)
+    return namespace["fits"]
+
+
+_FITS: Final = {t: _fits_function(t) for t in ACTION_TYPES}
 _MODES: Final = ("queued", "lossless", "inline")
 
 
@@ -172,6 +199,7 @@ class Auditor:
         self._written_seq = 0  # trail seq of the newest entry committed to the sink
         self._sink_failed: BaseException | None = None
         self._store_newest: AuditEntry | None = None  # the sink's newest entry at the start
+        self._check_all = sink is not None  # every entry's actor and action (see _record)
         self._sink_written = 0
         self._sink_errors = 0
         self._sink_lost = 0
@@ -505,11 +533,25 @@ class Auditor:
                         f"got ({type(actor).__name__}, {type(action).__name__})"
                     )
                 _ACTION_CHECK[type(action)](_encode(action))
+                if not _FITS[type(action)](actor, action, mapper._limit):
+                    actor, action, error = _fit(actor, action, mapper._limit)
             except Exception as exc:
                 error = exc
             else:
-                if type(action) is EventsDropped:
+                if error is None and type(action) is EventsDropped:
                     self._trail._dropped += action.count
+        limit = mapper._limit
+        event_id = envelope.event_id
+        correlation_id = envelope.correlation_id
+        causation_id = envelope.causation_id
+        if (
+            len(event_id) > limit
+            or (correlation_id is not None and len(correlation_id) > limit)
+            or (causation_id is not None and len(causation_id) > limit)
+        ):
+            event_id, correlation_id, causation_id = _fit_ids(
+                (event_id, correlation_id, causation_id), limit
+            )
         raw: bytes | None = None
         if info.plain:  # nothing to redact in any instance: just the canonical JSON
             try:
@@ -522,12 +564,22 @@ class Auditor:
             except Exception as exc:
                 raw = b"<unavailable: redaction failed>"
                 error = error or exc
-        limit = mapper._limit
-        if len(raw) <= limit:
-            resource = raw.decode("utf-8", "replace")
-        else:
+        cut = len(raw) > limit
+        if cut:
             resource = bound_text(raw, limit)
             raw = resource.encode()
+        else:
+            resource = raw.decode("utf-8", "replace")
+        # The actor and the action's texts are cut like the resource. A built-in mapping
+        # copies them from the event, so they can be long only if its JSON was (``cut``);
+        # a user mapping's are always looked at, and so is everything bound for a sink,
+        # where a value of another class than declared would corrupt the store.
+        if (
+            error is None
+            and (cut or self._check_all)
+            and not _FITS[action.__class__](actor, action, limit)
+        ):
+            actor, action, error = _fit(actor, action, limit)
         if error is not None:
             actor, action = "system", self._mapping_failed(envelope.kind, error)
 
@@ -535,61 +587,108 @@ class Auditor:
         trail = self._trail
         seq = trail._seq + 1
         recorded_ns = _time_ns()
-        if trail._chain:
-            prev = trail._prev
-            h = _DOMAIN_HASH.copy()
-            h.update(
-                _encode(
-                    (
-                        seq,
-                        envelope.ts_ns,
-                        recorded_ns,
-                        actor,
-                        action,
-                        event_seq,
-                        envelope.event_id,
-                        envelope.kind,
-                        info.category,
-                        info.primitive,
-                        envelope.correlation_id,
-                        envelope.causation_id,
-                        prev,
-                    )
+        try:
+            if trail._chain:
+                prev = trail._prev
+                fields = (
+                    seq,
+                    envelope.ts_ns,
+                    recorded_ns,
+                    actor,
+                    action,
+                    event_seq,
+                    event_id,
+                    envelope.kind,
+                    info.category,
+                    info.primitive,
+                    correlation_id,
+                    causation_id,
+                    prev,
                 )
+                try:
+                    encoded = _encode(fields)
+                except _TEXT_ERRORS:  # text no store can hold (a lone surrogate): escaped,
+                    # then the same fields again
+                    actor, action, (event_id, correlation_id, causation_id) = _scrub(
+                        actor, action, (event_id, correlation_id, causation_id)
+                    )
+                    encoded = _encode(
+                        (
+                            *fields[:3],
+                            actor,
+                            action,
+                            event_seq,
+                            event_id,
+                            *fields[7:10],
+                            correlation_id,
+                            causation_id,
+                            prev,
+                        )
+                    )
+                h = _DOMAIN_HASH.copy()
+                h.update(encoded)
+                h.update(raw)  # == resource.encode(): raw is valid UTF-8
+                digest = h.hexdigest()
+            else:
+                prev = digest = ""
+                if self._sink is not None:  # the sink encodes it: check now, not in its writer
+                    try:
+                        _encode((actor, action, event_id, correlation_id, causation_id))
+                    except _TEXT_ERRORS:
+                        actor, action, (event_id, correlation_id, causation_id) = _scrub(
+                            actor, action, (event_id, correlation_id, causation_id)
+                        )
+            entry = AuditEntry(
+                seq,
+                envelope.ts_ns,
+                recorded_ns,
+                actor,
+                action,
+                resource,
+                event_seq,
+                event_id,
+                envelope.kind,
+                info.category,
+                info.primitive,
+                correlation_id,
+                causation_id,
+                prev,
+                digest,
             )
-            h.update(raw)  # == resource.encode(): raw is valid UTF-8
-            digest = trail._prev = h.hexdigest()
+        except Exception as exc:  # a bug of this path: no silent hole, no consumer ended
+            entry = self._record_failed(envelope, exc)
         else:
-            prev = digest = ""
-        entry = AuditEntry(
-            seq,
-            envelope.ts_ns,
-            recorded_ns,
-            actor,
-            action,
-            resource,
-            event_seq,
-            envelope.event_id,
-            envelope.kind,
-            info.category,
-            info.primitive,
-            envelope.correlation_id,
-            envelope.causation_id,
-            prev,
-            digest,
-        )
-        entries = trail._entries
-        if len(entries) == trail._capacity:
-            oldest = entries[0]  # evicted by the append below
-            trail._anchor = (oldest.seq, oldest.hash)
-            trail._evicted += 1
-        entries.append(entry)
-        trail._seq = seq
+            trail._prev = digest  # ("" stays "" without a chain)
+            entries = trail._entries
+            if len(entries) == trail._capacity:
+                oldest = entries[0]  # evicted by the append below
+                trail._anchor = (oldest.seq, oldest.hash)
+                trail._evicted += 1
+            entries.append(entry)
+            trail._seq = seq
 
         self._last_seq = event_seq
         self._seen += 1
         if self._sink is not None:
             self._to_sink(entry)
+
+    def _record_failed(self, envelope: Envelope[Any], error: Exception) -> AuditEntry:
+        """Append the entry of an envelope whose own entry could not be built: a failed
+        mapping, without its ids or resource (content errors are handled before: this is
+        for a bug, which must neither leave a hole nor end the consumer)."""
+        return self._trail._append(
+            envelope.ts_ns,
+            "system",
+            self._mapping_failed(envelope.kind, error),
+            "<unavailable: recording failed>",
+            envelope.seq,
+            None,
+            envelope.kind,
+            None,
+            None,
+            None,
+            None,
+        )
 
     def _mapping_failed(self, kind: str, error: Exception) -> Other:
         self._failed += 1
@@ -713,9 +812,10 @@ class Auditor:
         """
         if self._state == "new":
             raise RuntimeError("the auditor has not been started")
-        target = self._bus.statistics().published
-        while self._last_seq < target and not self._consumer_done.is_set():
-            await self._wait_progress()
+        if self._mode != "inline":  # (inline, publish itself has recorded, or failed to)
+            target = self._bus.statistics().published
+            while self._last_seq < target and not self._consumer_done.is_set():
+                await self._wait_progress()
         if self._sink is None:
             return
         goal = self._enqueued_seq
@@ -740,6 +840,84 @@ class Auditor:
             sink_errors=self._sink_errors,
             sink_lost=self._sink_lost,
         )
+
+
+def _fit(
+    actor: object, action: AuditAction, limit: int
+) -> tuple[str, AuditAction, Exception | None]:
+    """``actor`` and ``action`` with every text cut to ``limit`` bytes (with the resource's
+    marker), or the error that makes them no entry: a value of another class than declared
+    (a built-in mapping copies what an event holds, and nothing validates events)."""
+    if actor.__class__ is not str:
+        return (
+            "",
+            action,
+            TypeError(
+                f"the actor must be a str, got {type(actor).__name__} (from an event whose fields "
+                "do not hold their declared types)"
+            ),
+        )
+    changes: dict[str, str] = {}
+    for name, cls in _FIELD_TYPES[action.__class__]:
+        value = getattr(action, name)
+        if value.__class__ is not cls:
+            return (
+                "",
+                action,
+                TypeError(
+                    f"{type(action).__name__}.{name} must be a {cls.__name__}, got "
+                    f"{type(value).__name__} (from an event whose fields do not hold their "
+                    "declared types)"
+                ),
+            )
+        if cls is str and len(value) > limit:
+            changes[name] = _cut(value, limit)
+    if changes:
+        action = msgspec.structs.replace(action, **changes)
+    return _cut(actor, limit) if len(actor) > limit else actor, action, None
+
+
+def _cut(text: str, limit: int) -> str:
+    return bound_text(text.encode("utf-8", "backslashreplace"), limit)
+
+
+def _fit_ids(
+    ids: tuple[str, str | None, str | None], limit: int
+) -> tuple[str, str | None, str | None]:
+    """An envelope's ``event_id``, ``correlation_id`` and ``causation_id``, each cut to
+    ``limit`` bytes: ids come from publishers and remote peers, unbounded."""
+    event_id, correlation_id, causation_id = ids
+    return (
+        _cut(event_id, limit) if len(event_id) > limit else event_id,
+        None if correlation_id is None else _cut(correlation_id, limit),
+        None if causation_id is None else _cut(causation_id, limit),
+    )
+
+
+def _scrub(
+    actor: str, action: AuditAction, ids: tuple[str, str | None, str | None]
+) -> tuple[str, AuditAction, tuple[str, str | None, str | None]]:
+    """The texts of an entry with what UTF-8 cannot encode (a lone surrogate, as
+    ``os.fsdecode`` makes of a file name that is not UTF-8) escaped as ``\\udcff``."""
+
+    def clean(text: str) -> str:
+        return text.encode("utf-8", "backslashreplace").decode()
+
+    changes = {
+        name: clean(getattr(action, name))
+        for name, cls in _FIELD_TYPES[action.__class__]
+        if cls is str
+    }
+    event_id, correlation_id, causation_id = ids
+    return (
+        clean(actor),
+        msgspec.structs.replace(action, **changes) if changes else action,
+        (
+            clean(event_id),
+            None if correlation_id is None else clean(correlation_id),
+            None if causation_id is None else clean(causation_id),
+        ),
+    )
 
 
 def attach_audit_trail(
