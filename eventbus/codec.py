@@ -47,8 +47,9 @@ follow msgspec's style and end with the JSON path of the offending value, e.g.
 `$.event_type```, ``Object missing required field `id```. Malformed JSON names the byte
 offset instead, except for the literals ``NaN``, ``Infinity`` and ``-Infinity`` (which JSON
 does not allow), reported as ``Non-finite number `NaN` is not valid JSON - at `$.final_score```.
-Bad arguments (a ``max_size`` below 1, a ``type`` msgspec cannot decode)
-raise :exc:`ValueError` or :exc:`TypeError`.
+Bad arguments raise :exc:`TypeError` or :exc:`ValueError` naming the parameter, before any
+input is read: a ``max_size`` or ``max_depth`` that is not an int (a bool is not) or is below
+1, ``data`` that is neither bytes-like nor (JSON) ``str``, a ``type`` msgspec cannot decode.
 
 Not guaranteed: MessagePack can carry NaN inside an ``Any`` payload; it is kept (it round-trips
 exactly in MessagePack) but encodes to JSON as ``null``. ``Envelope`` has no ``Any`` field of
@@ -63,6 +64,7 @@ from typing import Any, Final, TypeAlias, TypeVar, overload
 
 import msgspec
 
+from ._bus import _check_positive_int
 from .events import AnyKernelEvent, SupervisorEvent
 from .events._supervisor import SUPERVISOR_EVENT_TYPES
 
@@ -141,10 +143,11 @@ def _build_msgpack_decoder(tp: Any) -> msgspec.msgpack.Decoder[Any]:
 # -- limits ---------------------------------------------------------------------------------
 
 
-def _bad_limits(max_size: int, max_depth: int) -> ValueError:
-    if max_size < 1:
-        return ValueError(f"max_size must be >= 1, got {max_size}")
-    return ValueError(f"max_depth must be >= 1, got {max_depth}")
+def _check_limits(max_size: object, max_depth: object) -> None:
+    # The slow path of the decoders' argument check: raises for a bool, a non-int or a value
+    # below 1, naming the parameter.
+    _check_positive_int("max_size", max_size)
+    _check_positive_int("max_depth", max_depth)
 
 
 def _too_large(size: int, max_size: int) -> msgspec.DecodeError:
@@ -195,10 +198,12 @@ def _check_json_limits(data: Buffer, max_size: int, max_depth: int) -> None:
     if isinstance(data, str):
         size = len(data) if data.isascii() else len(data.encode("utf-8", "surrogatepass"))
         opening = data.count("{") + data.count("[")
-    else:
+    elif isinstance(data, bytes | bytearray | memoryview):
         raw = data if isinstance(data, bytes) else bytes(data)
         size = len(raw)
         opening = size - len(raw.translate(None, b"{["))
+    else:
+        raise TypeError(f"data must be bytes-like or str, got {type(data).__name__}")
     if size > max_size:
         raise _too_large(size, max_size)
     if opening > max_depth:
@@ -341,10 +346,16 @@ def decode_json(
         unknown ``event_type``, a missing field, a wrong type, a value out of range, NaN or
         infinity. The message ends with the path of the offending value.
     :raises ValueError: if ``max_size`` or ``max_depth`` is below 1.
-    :raises TypeError: if msgspec cannot decode ``type``.
+    :raises TypeError: if ``max_size`` or ``max_depth`` is not an int (a bool is not), ``data``
+        is not bytes-like or ``str``, or msgspec cannot decode ``type``.
     """
-    if max_size < 1 or max_depth < 1:
-        raise _bad_limits(max_size, max_depth)
+    if (
+        max_size.__class__ is not int
+        or max_depth.__class__ is not int
+        or max_size < 1
+        or max_depth < 1
+    ):
+        _check_limits(max_size, max_depth)
     entry = _json_by_id.get(id(type))
     if entry is not None and entry[0] is type:
         decoder = entry[1]
@@ -405,11 +416,17 @@ def decode_msgpack(
         limits.
     :raises msgspec.ValidationError: for a value that is not a valid ``type``.
     :raises ValueError: if ``max_size`` or ``max_depth`` is below 1.
-    :raises TypeError: if msgspec cannot decode ``type``, or ``data`` is not bytes-like.
+    :raises TypeError: if ``max_size`` or ``max_depth`` is not an int, ``data`` is not
+        bytes-like, or msgspec cannot decode ``type``.
     """
     raw = _bytes_of(data)
-    if max_size < 1 or max_depth < 1:
-        raise _bad_limits(max_size, max_depth)
+    if (
+        max_size.__class__ is not int
+        or max_depth.__class__ is not int
+        or max_size < 1
+        or max_depth < 1
+    ):
+        _check_limits(max_size, max_depth)
     entry = _msgpack_by_id.get(id(type))
     if entry is not None and entry[0] is type:
         decoder = entry[1]
@@ -454,6 +471,7 @@ def decode_oxios_json(
         (``Object contains unknown field `Nope```), an object with zero or several variant
         keys, or invalid fields (``... - at `$.AgentStarted.id```).
     :raises ValueError: if ``max_size`` or ``max_depth`` is below 1.
+    :raises TypeError: as :func:`decode_json`.
     """
     wire = decode_json(data, _OxiosWire, max_size=max_size, max_depth=max_depth)
     found = [name for name in _OXIOS_VARIANTS if getattr(wire, name) is not None]
