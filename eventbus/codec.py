@@ -47,6 +47,12 @@ follow msgspec's style and end with the JSON path of the offending value, e.g.
 `$.event_type```, ``Object missing required field `id```. Malformed JSON names the byte
 offset instead, except for the literals ``NaN``, ``Infinity`` and ``-Infinity`` (which JSON
 does not allow), reported as ``Non-finite number `NaN` is not valid JSON - at `$.final_score```.
+Text that is not valid Unicode is a :exc:`msgspec.DecodeError` too, never a
+:exc:`UnicodeError` (chained as its ``__cause__``): ``JSON is malformed: invalid UTF-8 (byte
+37)``, ``JSON is malformed: lone surrogate (character 36)`` for ``str`` input, and
+``MessagePack data is malformed: invalid UTF-8 in a string``. A ``str`` document is checked
+whole; in bytes, only strings the decoder keeps are (the value of an ignored unknown field is
+skipped unread). Messages name a position or a path, never the offending text.
 Bad arguments raise :exc:`TypeError` or :exc:`ValueError` naming the parameter, before any
 input is read: a ``max_size`` or ``max_depth`` that is not an int (a bool is not) or is below
 1, ``data`` that is neither bytes-like nor (JSON) ``str``, a ``type`` msgspec cannot decode.
@@ -196,7 +202,8 @@ def _walk_depth(obj: Any, max_depth: int) -> None:
 def _check_json_limits(data: Buffer, max_size: int, max_depth: int) -> None:
     # The general case; decode_json inlines the same checks for ``bytes``.
     if isinstance(data, str):
-        size = len(data) if data.isascii() else len(data.encode("utf-8", "surrogatepass"))
+        # A lone surrogate fails to encode (UnicodeEncodeError): decode_json reports it.
+        size = len(data) if data.isascii() else len(data.encode())
         opening = data.count("{") + data.count("[")
     elif isinstance(data, bytes | bytearray | memoryview):
         raw = data if isinstance(data, bytes) else bytes(data)
@@ -237,6 +244,19 @@ def _check_msgpack_depth(raw: bytes, max_depth: int) -> None:
     _walk_depth(tree, max_depth)
 
 
+def _not_unicode_json(data: Buffer, exc: UnicodeError) -> msgspec.DecodeError:
+    # Error path only: name the character or byte, never the text (it may be a secret).
+    if isinstance(exc, UnicodeEncodeError):  # str input: msgspec reads it as UTF-8
+        return msgspec.DecodeError(f"JSON is malformed: lone surrogate (character {exc.start})")
+    where = ""
+    if not isinstance(data, str):
+        try:
+            bytes(data).decode()
+        except UnicodeDecodeError as first:
+            where = f" (byte {first.start})"
+    return msgspec.DecodeError(f"JSON is malformed: invalid UTF-8{where}")
+
+
 _MALFORMED_AT = re.compile(r"JSON is malformed: invalid character \(byte (\d+)\)")
 _NON_FINITE_LITERALS: Final = (b"-Infinity", b"Infinity", b"NaN")
 _SENTINEL: Final = "\x00eventbus-non-finite\x00"
@@ -258,7 +278,7 @@ def _explain_non_finite(data: Buffer, exc: msgspec.DecodeError) -> msgspec.Decod
     where = f"byte {start}"
     try:
         path = _find_sentinel(msgspec.json.decode(patched))
-    except (msgspec.DecodeError, RecursionError):  # more damage further on: keep the offset
+    except (msgspec.DecodeError, RecursionError, UnicodeError):  # more damage: keep the offset
         path = None
     if path is not None:
         where = _render_path(path)
@@ -361,15 +381,15 @@ def decode_json(
         decoder = entry[1]
     else:
         decoder = _cached(_json_decoders, _json_by_id, type, _build_json_decoder)
-    if data.__class__ is bytes:  # the common case, inlined: one C-level pass, no Python loop
-        raw: bytes = data
-        if len(raw) > max_size:
-            raise _too_large(len(raw), max_size)
-        if len(raw) - len(raw.translate(None, b"{[")) > max_depth:
-            _check_json_tree(raw, max_depth)
-    else:
-        _check_json_limits(data, max_size, max_depth)
     try:
+        if data.__class__ is bytes:  # the common case, inlined: one C-level pass, no Python loop
+            raw: bytes = data
+            if len(raw) > max_size:
+                raise _too_large(len(raw), max_size)
+            if len(raw) - len(raw.translate(None, b"{[")) > max_depth:
+                _check_json_tree(raw, max_depth)
+        else:
+            _check_json_limits(data, max_size, max_depth)
         return decoder.decode(data)
     except RecursionError:  # deeper than the interpreter allows, yet within max_depth
         raise _too_deep(max_depth, None) from None
@@ -378,6 +398,8 @@ def decode_json(
         if better is None:
             raise
         raise better from exc
+    except UnicodeError as exc:  # msgspec lets these through from the strings it builds
+        raise _not_unicode_json(data, exc) from exc
 
 
 @overload
@@ -434,11 +456,15 @@ def decode_msgpack(
         decoder = _cached(_msgpack_decoders, _msgpack_by_id, type, _build_msgpack_decoder)
     if len(raw) > max_size:
         raise _too_large(len(raw), max_size)
-    _check_msgpack_depth(raw, max_depth)
     try:
+        _check_msgpack_depth(raw, max_depth)
         return decoder.decode(raw)
     except RecursionError:
         raise _too_deep(max_depth, None) from None
+    except UnicodeDecodeError as exc:
+        raise msgspec.DecodeError(
+            "MessagePack data is malformed: invalid UTF-8 in a string"
+        ) from exc
 
 
 # -- the oxios (serde externally tagged) form -------------------------------------------------
