@@ -28,9 +28,11 @@ Decoding is for untrusted input. Before any event is built, a decode rejects:
   ``str`` input is measured in UTF-8 bytes);
 * containers (objects, arrays, maps) nested deeper than ``max_depth`` levels (default
   :data:`DEFAULT_MAX_DEPTH`, 64), counting the top-level object as level 1, so an envelope is
-  level 1, its event level 2 and the event's ``tool_args`` level 3. On ordinary documents the
-  check is one C-level pass counting opening brackets (MessagePack: container markers); only
-  a document holding more than ``max_depth`` of them is decoded untyped and walked in full.
+  level 1, its event level 2 and the event's ``tool_args`` level 3. A MessagePack map key
+  that is an array nests like a value. On ordinary documents the check is one C-level pass
+  counting opening brackets (MessagePack: container markers); only a document holding more
+  than ``max_depth`` of them is decoded untyped and walked, in time and memory linear in its
+  size whatever its shape.
 
 It then validates while decoding: an unknown ``event_type``, a missing required field, a
 wrong type, a negative or out-of-range count, a NaN or infinite number (in typed fields, and
@@ -65,7 +67,10 @@ its own, so this only concerns event payloads.
 from __future__ import annotations
 
 import math
+import operator
 import re
+from collections.abc import Callable, Iterator
+from itertools import chain, compress, repeat
 from typing import Any, Final, TypeAlias, TypeVar, overload
 
 import msgspec
@@ -180,23 +185,70 @@ def _too_deep(max_depth: int, path: list[str | int] | None) -> msgspec.DecodeErr
     return msgspec.DecodeError(f"Input is nested deeper than max_depth={max_depth} - at `{where}`")
 
 
-def _walk_depth(obj: Any, max_depth: int) -> None:
-    # Iterative, so a deep document cannot exhaust the Python stack here.
-    stack: list[tuple[Any, int, list[str | int]]] = [(obj, 1, [])]
-    while stack:
-        node, depth, path = stack.pop()
-        if isinstance(node, dict):
-            items: Any = node.items()
-        elif isinstance(node, list | tuple):
-            items = enumerate(node)
-        else:
-            continue
+_CONTAINERS: Final[frozenset[type]] = frozenset({dict, list, tuple})  # what untyped decoding nests
+_KEY: Final = "?"  # the path segment of a map key that is not a str; renders as [...]
+
+
+def _walk_depth(tree: Any, max_depth: int, *, keys: bool = False) -> None:
+    # Level by level, each step a few C-level passes (map/compress/chain) over the level's
+    # children: time and memory linear in the tree, whatever its shape. ``keys``: map keys
+    # count as nodes too (untyped MessagePack decodes array keys to tuples; JSON keys are
+    # str). The path is only built, by _search, once the limit is known to be exceeded.
+    containers = _CONTAINERS
+    level: list[Any] = [tree] if tree.__class__ in containers else []
+    depth = 1
+    while level:
         if depth > max_depth:
+            path = _search(tree, lambda node, at: at > max_depth and node.__class__ in containers)
             raise _too_deep(max_depth, path)
-        for key, value in items:
-            if isinstance(value, dict | list | tuple):
-                seg: str | int = key if isinstance(key, str | int) else "?"
-                stack.append((value, depth + 1, [*path, seg]))
+        is_dict = list(map(operator.is_, map(type, level), repeat(dict)))
+        if any(is_dict):
+            dicts = list(compress(level, is_dict))
+            arrays = compress(level, map(operator.not_, is_dict))
+            children = [
+                *chain.from_iterable(arrays),
+                *chain.from_iterable(map(dict.values, dicts)),
+                *(chain.from_iterable(dicts) if keys else ()),
+            ]
+        else:
+            children = list(chain.from_iterable(level))
+        level = list(compress(children, map(containers.__contains__, map(type, children))))
+        depth += 1
+
+
+def _children(node: Any) -> Iterator[tuple[str | int, Any]]:
+    if node.__class__ is dict:
+        for key, value in node.items():
+            if key.__class__ is str:
+                yield key, value
+            else:
+                yield _KEY, key
+                yield _KEY, value
+    elif node.__class__ is list or node.__class__ is tuple:
+        yield from enumerate(node)
+
+
+def _search(tree: Any, hit: Callable[[Any, int], bool]) -> list[str | int] | None:
+    # The path of the first node, depth first, for which hit(node, level) is true (the root
+    # is level 1), or None. One shared path list: linear in the tree, whatever its depth.
+    if hit(tree, 1):
+        return []
+    path: list[str | int] = []
+    stack = [_children(tree)]
+    while stack:
+        for seg, child in stack[-1]:
+            if hit(child, len(stack) + 1):
+                path.append(seg)
+                return path
+            if child.__class__ in _CONTAINERS:
+                path.append(seg)
+                stack.append(_children(child))
+                break
+        else:
+            stack.pop()
+            if path:
+                path.pop()
+    return None
 
 
 def _check_json_limits(data: Buffer, max_size: int, max_depth: int) -> None:
@@ -241,7 +293,7 @@ def _check_msgpack_depth(raw: bytes, max_depth: int) -> None:
         tree = msgspec.msgpack.decode(raw)
     except RecursionError:
         raise _too_deep(max_depth, None) from None
-    _walk_depth(tree, max_depth)
+    _walk_depth(tree, max_depth, keys=True)
 
 
 def _not_unicode_json(data: Buffer, exc: UnicodeError) -> msgspec.DecodeError:
@@ -262,6 +314,10 @@ _NON_FINITE_LITERALS: Final = (b"-Infinity", b"Infinity", b"NaN")
 _SENTINEL: Final = "\x00eventbus-non-finite\x00"
 
 
+def _is_sentinel(node: Any, level: int) -> bool:
+    return node.__class__ is str and node == _SENTINEL
+
+
 def _explain_non_finite(data: Buffer, exc: msgspec.DecodeError) -> msgspec.DecodeError | None:
     # Error path only. msgspec reports NaN/Infinity literals as an "invalid character"; name
     # the literal and find its path by decoding a copy with a sentinel string in its place.
@@ -277,7 +333,7 @@ def _explain_non_finite(data: Buffer, exc: msgspec.DecodeError) -> msgspec.Decod
     patched = raw[:start] + msgspec.json.encode(_SENTINEL) + raw[start + len(literal) :]
     where = f"byte {start}"
     try:
-        path = _find_sentinel(msgspec.json.decode(patched))
+        path = _search(msgspec.json.decode(patched), _is_sentinel)
     except (msgspec.DecodeError, RecursionError, UnicodeError):  # more damage: keep the offset
         path = None
     if path is not None:
@@ -285,19 +341,6 @@ def _explain_non_finite(data: Buffer, exc: msgspec.DecodeError) -> msgspec.Decod
     return msgspec.DecodeError(
         f"Non-finite number `{literal.decode()}` is not valid JSON - at `{where}`"
     )
-
-
-def _find_sentinel(tree: Any) -> list[str | int] | None:
-    stack: list[tuple[Any, list[str | int]]] = [(tree, [])]
-    while stack:
-        node, path = stack.pop()
-        if node == _SENTINEL:
-            return path
-        if isinstance(node, dict):
-            stack.extend((v, [*path, k]) for k, v in node.items())
-        elif isinstance(node, list):
-            stack.extend((v, [*path, i]) for i, v in enumerate(node))
-    return None
 
 
 # -- encoding -------------------------------------------------------------------------------
