@@ -516,6 +516,21 @@ def _unwrap(t: mi.Type) -> mi.Type:
     return t
 
 
+def _check_one_union(name: str, seg: str | int, by_class: dict[type, _Check]) -> _Check:
+    # The check of a struct whose only field to check is a union: one call, not three.
+    def check_one(value: Any) -> None:
+        item = getattr(value, name)
+        run = by_class.get(item.__class__)
+        if run is not None:
+            try:
+                run(item)
+            except _NotJson as exc:
+                exc.outer.append(seg)
+                raise
+
+    return check_one
+
+
 class _ByClass:
     # The check of a union: by the exact class msgspec decoded (a union has at most one
     # member per class). Struct checks read ``table`` to dispatch without this call.
@@ -635,6 +650,10 @@ def _plan(t: mi.Type, memo: dict[type, _Check]) -> _Check | None:
                     fields.append((i, i, check, by_class))
                 else:
                     fields.append((field.name, field.encode_name, check, by_class))
+        if isinstance(t, mi.StructType) and len(fields) == 1 and fields[0][3] is not None:
+            # Envelope[E]: one union field, its event; the bridge decodes one per message. (A
+            # recursive reference keeps check_fields from memo, which is just as right.)
+            return _check_one_union(*fields[0][:2], fields[0][3])
         return check_fields
     return None  # pragma: no cover - every type that reaches Any is handled above
 

@@ -181,6 +181,14 @@ class Row(TypedDict):
     cells: tuple[int, Any]
 
 
+class Leaf(msgspec.Struct, frozen=True, tag=True):
+    data: Any
+
+
+class Chain(msgspec.Struct, frozen=True, tag=True):
+    next: Chain | Leaf | None = None
+
+
 class Sparse(TypedDict, total=False):
     n: int
     extra: Any
@@ -213,9 +221,16 @@ Described = Annotated[list[Any], msgspec.Meta(description="carries extra schema 
         (list[Pair] | None, [Pair(1, 2)], [Pair(1, 2), Pair(2, b"")], r"at `\$\[1\]\[1\]`$"),
         (Described | None, [[1]], [[1], [Ext(2, b"")]], r"got `ext` - at `\$\[1\]\[0\]`$"),
         (Sparse, {"n": 1}, {"n": 1, "extra": [WHEN]}, r"got `datetime` - at `\$\.extra\[0\]`$"),
+        (
+            Chain,
+            Chain(next=Chain(next=Leaf(data=[1]))),
+            Chain(next=Chain(next=Leaf(data=[b""]))),
+            r"got `bytes` - at `\$\.next\.next\.data\[0\]`$",
+        ),
     ],
     ids=["typed-bytes-and-datetime", "recursive", "list", "dict-key", "dataclass", "namedtuple",
-         "typeddict", "optional", "union-of-list", "annotated", "partial-typeddict"],
+         "typeddict", "optional", "union-of-list", "annotated", "partial-typeddict",
+         "recursive-union"],
 )  # fmt: skip
 def test_user_types_keep_typed_bytes_and_datetimes_but_check_their_any_fields(
     tp: Any, good: Any, bad: Any, message: str
