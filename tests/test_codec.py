@@ -111,6 +111,31 @@ def test_equal_events_encode_to_equal_bytes() -> None:
     assert encode_msgpack(a) == encode_msgpack(b)
 
 
+def test_equal_values_of_different_types_encode_differently_as_documented() -> None:
+    # The module docs: bytes depend on values and their types; Python's == is looser.
+    events = [
+        ev.ToolExecutionStarted(session_id="s", tool_name="t", tool_call_id="c", tool_args=n)
+        for n in ({"n": 1}, {"n": 1.0}, {"n": True}, {"n": -0.0}, {"n": 0.0})
+    ]
+    assert events[0] == events[1] == events[2]
+    assert events[3] == events[4]
+    assert [decode_json(encode_json(e), ev.ToolExecutionStarted).tool_args for e in events] == [
+        {"n": 1},
+        {"n": 1.0},
+        {"n": True},
+        {"n": -0.0},
+        {"n": 0.0},
+    ]
+    assert len({encode_json(e) for e in events}) == 5
+    assert len({encode_msgpack(e) for e in events}) == 5
+    # Typed fields hold their declared type once decoded, so there equal means equal bytes.
+    score = '{"event_type":"evolution_max_reached","seed_id":"%s","final_score":%s,"iterations":1}'
+    seed = "0b7c5c1e-3f7a-4c59-9a51-2f4d1c1e6a01"
+    from_int, from_float = (decode_json(score % (seed, n)) for n in ("1", "1.0"))
+    assert from_int == from_float
+    assert encode_json(from_int) == encode_json(from_float)
+
+
 @pytest.mark.parametrize("cls", CLASSES, ids=lambda c: c.__name__)
 def test_envelopes_round_trip_with_their_event(cls: type[KernelEvent]) -> None:
     event = sample_event(cls)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Literal, Protocol, TypeVar
 
 from .. import codec as _wire
+from .._bus import _check_positive_int
 from .._envelope import Envelope
 
 __all__ = ["Codec", "CodecName", "json_codec", "msgpack_codec", "resolve_codec"]
@@ -40,7 +41,7 @@ class _EnvelopeCodec:
     def __init__(self, name: CodecName, event_type: Any, max_size: int) -> None:
         self.name = name
         self._type = Envelope[event_type]
-        self._max_size = max_size
+        self._max_size = _check_positive_int("max_size", max_size)
         if name == "msgpack":
             self.encode = _wire.encode_msgpack
             self._decode = _wire.decode_msgpack
@@ -61,12 +62,19 @@ def msgpack_codec(event_type: Any, *, max_size: int = _wire.DEFAULT_MAX_SIZE) ->
 
     It is :func:`eventbus.codec.encode_msgpack` and :func:`eventbus.codec.decode_msgpack`
     with ``type=Envelope[event_type]`` and ``max_size``: canonical, validated, bounded.
+
+    :raises TypeError: if ``max_size`` is not an int (a bool is not).
+    :raises ValueError: if ``max_size`` is below 1.
     """
     return _EnvelopeCodec("msgpack", event_type, max_size)
 
 
 def json_codec(event_type: Any, *, max_size: int = _wire.DEFAULT_MAX_SIZE) -> Codec[Any]:
-    """Return the JSON codec for ``Envelope[event_type]``: slower, readable with any tool."""
+    """Return the JSON codec for ``Envelope[event_type]``: slower, readable with any tool.
+
+    :raises TypeError: if ``max_size`` is not an int (a bool is not).
+    :raises ValueError: if ``max_size`` is below 1.
+    """
     return _EnvelopeCodec("json", event_type, max_size)
 
 
