@@ -203,6 +203,17 @@ def test_a_line_nested_deeper_than_max_depth_is_rejected_and_read_when_allowed(
         read_log(path, max_depth=64.0)  # type: ignore[arg-type]
 
 
+def test_a_line_that_is_not_utf8_is_an_error_naming_its_line(tmp_path: Path) -> None:
+    # It surfaced as a bare UnicodeDecodeError, without the line or the file.
+    good = encode_json(envelope(1, page_out(1)))
+    bad = encode_json(envelope(2, PageOut(turn=2, handle="x"))).replace(b'"x"', b'"\xff"')
+    path = write_lines(tmp_path / "s.jsonl", good, bad, good)
+    with pytest.raises(
+        msgspec.DecodeError, match=r"^line 2 of .*: JSON is malformed: invalid UTF-8 \(byte \d+\)$"
+    ):
+        read_log(path)
+
+
 def test_a_line_of_another_shape_is_rejected(tmp_path: Path) -> None:
     with pytest.raises(msgspec.ValidationError, match=r"^line 1 of .*: Expected an envelope"):
         read_log(write_lines(tmp_path / "s.jsonl", b'{"hello": "world", "n": 1}'))
