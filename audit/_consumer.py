@@ -612,19 +612,9 @@ class Auditor:
                     actor, action, (event_id, correlation_id, causation_id) = _scrub(
                         actor, action, (event_id, correlation_id, causation_id)
                     )
-                    encoded = _encode(
-                        (
-                            *fields[:3],
-                            actor,
-                            action,
-                            event_seq,
-                            event_id,
-                            *fields[7:10],
-                            correlation_id,
-                            causation_id,
-                            prev,
-                        )
-                    )
+                    texts = (actor, action, event_seq, event_id)
+                    ids = (correlation_id, causation_id, prev)
+                    encoded = _encode(fields[:3] + texts + fields[7:10] + ids)
                 h = _DOMAIN_HASH.copy()
                 h.update(encoded)
                 h.update(raw)  # == resource.encode(): raw is valid UTF-8

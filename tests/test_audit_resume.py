@@ -9,12 +9,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import anyio
 import pytest
 
-from audit import AuditEntry, AuditMapper, AuditTrail, Other, attach_audit_trail
+from audit import AuditEntry, AuditMapper, Auditor, AuditTrail, Other, attach_audit_trail
 from audit.sinks import AuditSink, JsonlSink, SqliteSink, verify_sink
 from eventbus import EventBus
 from eventbus.events import Category, KernelEvent
@@ -42,8 +42,13 @@ def open_sink(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], Au
 
 
 async def run(
-    sink: AuditSink, trail: AuditTrail, numbers: range, mode: str, resume: bool = False
-) -> None:
+    sink: AuditSink,
+    trail: AuditTrail,
+    numbers: range,
+    mode: str,
+    resume: bool = False,
+    **options: Any,
+) -> Auditor:
     async with (
         EventBus() as bus,
         attach_audit_trail(
@@ -51,13 +56,15 @@ async def run(
             trail,
             mapper=pinger(),
             sink=sink,
-            mode=mode,
-            resume=resume,  # type: ignore[arg-type]
+            mode=mode,  # type: ignore[arg-type]
+            resume=resume,
+            **options,
         ) as auditor,
     ):
         for n in numbers:
             bus.publish(Ping(n=n))
         await auditor.flush()
+    return auditor
 
 
 def path_of(sink: AuditSink) -> str:
@@ -368,20 +375,7 @@ async def test_what_a_trail_fills_in_takes_no_room_from_new_entries(
         await run(sink, trail, range(1), mode)
     await run_without_a_sink(trail, range(1, 5))  # four entries the store lacks
     with open_sink() as sink:  # type: ignore[attr-defined]
-        async with (
-            EventBus() as bus,
-            attach_audit_trail(
-                bus,
-                trail,
-                mapper=pinger(),
-                sink=sink,
-                mode=mode,  # type: ignore[arg-type]
-                sink_buffer_size=2,
-            ) as auditor,
-        ):
-            bus.publish(Ping(n=5))
-            bus.publish(Ping(n=6))
-            await auditor.flush()
+        auditor = await run(sink, trail, range(5, 7), mode, sink_buffer_size=2)
         assert auditor.statistics().sink_lost == 0
         assert sink.load_tail(100) == trail.entries()
     assert verify_sink(path_of(sink)) is None
