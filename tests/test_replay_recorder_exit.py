@@ -72,7 +72,7 @@ async def test_a_cancelled_exit_stops_after_a_batch_and_marks_the_rest_as_a_gap(
     assert log.gaps == (LogGap(first_seq=5, last_seq=50, lost=46),)
     assert path.read_bytes().endswith(b'{"gap":{"first_seq":5,"last_seq":50,"lost":46}}\n')
     stats = recorder.statistics()
-    assert (stats.written, stats.gaps, stats.lost) == (4, 1, 46)
+    assert (stats.written, stats.gaps, stats.lost, stats.skipped) == (4, 1, 46, 0)
 
 
 async def test_a_deadline_ends_an_exit_that_publishers_keep_busy(tmp_path: Path) -> None:
@@ -153,7 +153,7 @@ async def test_losses_just_before_exit_are_marked_and_counted(tmp_path: Path, po
     assert [e.seq for e in log] == expected_seqs
     assert log.gaps == (gap,)
     stats = recorder.statistics()
-    assert (stats.written, stats.gaps, stats.lost) == (2, 1, 8)
+    assert (stats.written, stats.gaps, stats.lost, stats.skipped) == (2, 1, 8, 0)
 
 
 async def test_a_single_envelope_lost_last_is_marked(tmp_path: Path) -> None:

@@ -12,14 +12,15 @@ import anyio
 import anyio.lowlevel
 import anyio.to_thread
 import msgspec
+import msgspec.inspect as mi
 import structlog
 from anyio import EndOfStream, WouldBlock
 
 from .._bus import EventBus, OverflowPolicy, Subscription, _check_positive_int
 from .._envelope import Envelope
 from .._files import end_of_last_line
-from ..codec import encode_json
-from ._log import LogGap, _GapLine
+from ..codec import DEFAULT_MAX_DEPTH, encode_json
+from ._log import DEFAULT_MAX_LINE_BYTES, LogGap, _GapLine
 
 __all__ = ["FsyncPolicy", "RecorderStatistics", "SessionLogRecorder"]
 
@@ -65,6 +66,109 @@ _FSYNC: Final = ("always", "batch", "never")
 #: Under sustained load, the ``"batch"`` policy fsyncs at least once every this many batches.
 FSYNC_EVERY_BATCHES: Final = 64
 
+#: The smallest ``max_line_bytes``: room for a gap marker line whatever its seqs (< 10**20).
+MIN_LINE_BYTES: Final = 256
+
+# What msgspec raises for a value it cannot encode as JSON: an unsupported type (a msgpack
+# ``Ext``), a dict with non-str keys, an integer out of range, a self-referencing container.
+_UNENCODABLE: Final = (TypeError, ValueError, OverflowError, RecursionError)
+
+
+# Event class -> how deep its JSON can nest (a struct is 1 level), or None: without bound.
+_depth_bounds: dict[type, int | None] = {}
+
+_OBJECT_TYPES: Final = (mi.StructType, mi.TypedDictType, mi.DataclassType, mi.NamedTupleType)
+
+
+def _depth_bound(event_type: type) -> int | None:
+    """How many levels of containers an instance of ``event_type`` encodes to at most, from
+    its annotations (msgspec does not check them on construction, but a value of another
+    type is refused by the reader anyway); ``None`` if unbounded (``Any``, recursion)."""
+    try:
+        info = mi.type_info(event_type)
+    except Exception:  # a type msgspec cannot describe: check every line of it
+        return None
+    return _type_depth(info, set())
+
+
+def _type_depth(info: mi.Type, path: set[int]) -> int | None:
+    children: list[mi.Type]
+    if isinstance(info, mi.AnyType | mi.RawType | mi.CustomType):
+        return None
+    if isinstance(info, mi.UnionType):
+        depths = [_type_depth(t, path) for t in info.types]
+        return None if None in depths else max(d for d in depths if d is not None)
+    if isinstance(info, mi.CollectionType):
+        children = [info.item_type]
+    elif isinstance(info, mi.TupleType):
+        children = list(info.item_types)
+    elif isinstance(info, mi.DictType | mi.FrozenDictType):
+        children = [info.value_type]  # keys are strings in JSON
+    elif isinstance(info, _OBJECT_TYPES):
+        if id(info) in path:  # a recursive type
+            return None
+        children = [field.type for field in info.fields]
+    else:  # a scalar: no container
+        return 0
+    path.add(id(info))
+    try:
+        deepest = 0
+        for child in children:
+            depth = _type_depth(child, path)
+            if depth is None:
+                return None
+            deepest = max(deepest, depth)
+    finally:
+        path.discard(id(info))
+    return deepest + 1
+
+
+# Below this size a line's brackets are counted in one pass (translate); above it, found one
+# by one with memchr, stopping past the limit: a long string is skipped at memory speed.
+_FIND_BRACKETS_FROM: Final = 8192
+
+
+def _has_more_brackets(line: bytes, limit: int) -> bool:
+    """Whether ``line`` holds more than ``limit`` opening brackets (``{`` and ``[``, also
+    inside strings): if not, it cannot nest deeper than ``limit``."""
+    if len(line) < _FIND_BRACKETS_FROM:
+        return len(line) - len(line.translate(None, b"{[")) > limit
+    found = 0
+    for bracket in (b"{", b"["):
+        at = line.find(bracket)
+        while at != -1:
+            found += 1
+            if found > limit:
+                return True
+            at = line.find(bracket, at + 1)
+    return False
+
+
+_NOT_STRUCTURE: Final = bytes(b for b in range(256) if b not in b'"{[]}')
+
+
+def _nests_deeper(line: bytes, max_depth: int) -> bool:
+    """Whether JSON ``line`` (as msgspec encodes it) nests containers deeper than
+    ``max_depth``, as the codec counts it (the top level is 1), without parsing it in Python.
+
+    Escapes go first (``\\\\`` then ``\\"``, so the quotes left delimit strings); then
+    everything but quotes and brackets; then strings: an empty ``""`` (no bracket inside,
+    or two strings with nothing between) goes in one pass, any other by a split. What is
+    left is the bare tree of brackets: each pass strips its innermost level.
+    """
+    if b"\\" in line:
+        line = line.replace(b"\\\\", b"").replace(b'\\"', b"")
+    tree = line.translate(None, _NOT_STRUCTURE).replace(b'""', b"")
+    if b'"' in tree:
+        tree = b"".join(tree.split(b'"')[::2])
+    depth = 0
+    while tree:
+        depth += 1
+        if depth > max_depth:
+            return True
+        tree = tree.replace(b"{}", b".").replace(b"[]", b".").translate(None, b".")
+    return False
+
 
 @dataclass(frozen=True, slots=True)
 class RecorderStatistics:
@@ -76,8 +180,12 @@ class RecorderStatistics:
         fsyncs: ``os.fsync`` calls made.
         gaps: Gap marker lines written.
         lost: Envelopes the gap markers account for (what :attr:`SessionLog.lost` reads back
-            from a log this recorder wrote alone): lost to a lossy queue's overflow, or left
+            from a log this recorder wrote alone): lost to a lossy queue's overflow, not
+            written because the reader would refuse their line (``skipped``), or left
             unwritten by a cancelled exit.
+        skipped: Envelopes received but not written because their line would be longer than
+            ``max_line_bytes``, nested deeper than ``max_depth``, or could not be encoded as
+            JSON at all. Each is inside a gap marker, so ``skipped <= lost``.
         buffered: Envelopes waiting in the recorder's subscription now.
     """
 
@@ -86,6 +194,7 @@ class RecorderStatistics:
     fsyncs: int
     gaps: int
     lost: int
+    skipped: int
     buffered: int
 
 
@@ -118,7 +227,27 @@ class SessionLogRecorder:
       ``seq`` jumped: :meth:`EventBus.publish_envelope` with ``keep_seq`` replaying a lossy
       log) is marked before the later one;
     * losses after the last envelope received are marked as soon as the recorder finds its
-      queue empty (it compares with the bus's last ``seq``), by :meth:`flush`, and on exit.
+      queue empty (it compares with the bus's last ``seq``), by :meth:`flush`, and on exit;
+    * an envelope the recorder does not write (below) is marked where it would have been.
+
+    What it never writes
+    --------------------
+    A line :func:`read_log` would refuse for its limits: longer than ``max_line_bytes`` or
+    nested deeper than ``max_depth`` (as the codec counts: the envelope is level 1). The
+    defaults are the reader's, so ``read_log(path)`` reads a recorded log; a recorder given
+    other limits needs a reader given at least those. Such an envelope, or one that cannot
+    be encoded as JSON at all (a value decoded from MessagePack with no JSON form, such as an
+    ``Ext`` in ``tool_args``), is not written: a gap marker takes its place, it is counted in
+    :attr:`RecorderStatistics.skipped`, the first one for each reason (``line_too_long``,
+    ``too_deep``, ``unencodable``) is logged as ``session_log_envelope_skipped`` (later ones
+    are only counted), and the recording goes on.
+
+    The depth check costs nothing for event classes whose annotations bound their depth
+    within ``max_depth`` (every built-in event but those with an ``Any`` payload, such as
+    ``tool_args``); for the others, one C-level count of ``{`` and ``[`` per line, and only a
+    line holding more of them than ``max_depth`` is scanned (in C-level passes, never parsed
+    into objects). Not checked: that the event is valid for the reader's ``type`` (a value of
+    the wrong type in a field, a custom event class the reader is not given).
 
     Writing and durability
     ----------------------
@@ -166,9 +295,16 @@ class SessionLogRecorder:
     :param batch_size: the most envelopes written per batch.
     :param fsync: ``"always"``, ``"batch"`` or ``"never"``.
     :param name: the subscription's name, in logs and statistics.
-    :raises ValueError: for a bad ``overflow`` or ``fsync``, or a ``batch_size`` or
-        ``max_buffer_size`` below 1.
-    :raises TypeError: if ``batch_size`` or ``max_buffer_size`` is not an int.
+    :param max_line_bytes: the longest line written, newline excluded (default
+        :data:`DEFAULT_MAX_LINE_BYTES`, the reader's default, 1 MiB); at least 256, room for
+        any gap marker. Read the log with at least this ``max_line_bytes``.
+    :param max_depth: the deepest nesting written (default
+        :data:`~eventbus.codec.DEFAULT_MAX_DEPTH`, the reader's default, 64); at least 2, the
+        depth of a gap marker. Read the log with at least this ``max_depth``.
+    :raises ValueError: for a bad ``overflow`` or ``fsync``, a ``batch_size`` or
+        ``max_buffer_size`` below 1, a ``max_line_bytes`` below 256 or a ``max_depth`` below 2.
+    :raises TypeError: if ``batch_size``, ``max_buffer_size``, ``max_line_bytes`` or
+        ``max_depth`` is not an int.
     :raises anyio.ClosedResourceError: on entering, if the bus is closed.
     :raises FileExistsError: on entering, if the file exists and ``append`` is false.
     """
@@ -184,6 +320,8 @@ class SessionLogRecorder:
         batch_size: int = 256,
         fsync: FsyncPolicy = "batch",
         name: str = "session_log",
+        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+        max_depth: int = DEFAULT_MAX_DEPTH,
     ) -> None:
         if overflow not in _POLICIES:
             raise ValueError(
@@ -193,6 +331,8 @@ class SessionLogRecorder:
             raise ValueError(f"fsync must be one of 'always', 'batch', 'never', got {fsync!r}")
         _check_positive_int("batch_size", batch_size)
         _check_positive_int("max_buffer_size", max_buffer_size)
+        _check_positive_int("max_line_bytes", max_line_bytes, MIN_LINE_BYTES)
+        _check_positive_int("max_depth", max_depth, 2)
         self._bus = bus
         self._path = os.fspath(path)
         self._append = append
@@ -201,6 +341,8 @@ class SessionLogRecorder:
         self._batch_size = batch_size
         self._fsync: FsyncPolicy = fsync
         self._name = name
+        self._max_line_bytes = max_line_bytes
+        self._max_depth = max_depth
         self._file: IO[bytes] | None = None
         self._sub: Subscription[Any] | None = None
         self._stack: AsyncExitStack | None = None
@@ -217,6 +359,9 @@ class SessionLogRecorder:
         self._fsyncs = 0
         self._gaps = 0
         self._lost = 0
+        self._skipped = 0
+        self._skip_logged: set[str] = set()  # the reasons already logged
+        self._shallow: set[type] = set()  # event classes that cannot nest past max_depth
 
     def __repr__(self) -> str:
         return f"<SessionLogRecorder path={self._path!r} written={self._written}>"
@@ -235,6 +380,7 @@ class SessionLogRecorder:
             fsyncs=self._fsyncs,
             gaps=self._gaps,
             lost=self._lost,
+            skipped=self._skipped,
             buffered=0 if sub is None or sub.closed else sub.statistics().buffered,
         )
 
@@ -422,18 +568,39 @@ class SessionLogRecorder:
         hole = 0  # the first seq of a hole not yet marked, or 0
         gaps = lost = envelopes = 0
         encode = encode_json
+        max_line_bytes = self._max_line_bytes
+        shallow = self._shallow
+        line: bytes | None
         for envelope in batch:
             seq = envelope.seq
             if seq > expected and not hole:
                 hole = expected
             expected = seq + 1
+            # The hot path: encode, one length check, one set lookup (see _checked).
+            try:
+                line = encode(envelope)
+            except _UNENCODABLE as exc:
+                self._skip(envelope, "unencodable", error=str(exc))
+                line = None
+            else:
+                if len(line) > max_line_bytes:
+                    self._skip(
+                        envelope, "line_too_long", size=len(line), max_line_bytes=max_line_bytes
+                    )
+                    line = None
+                elif type(envelope.event) not in shallow:
+                    line = self._checked(envelope, line)
+            if line is None:  # not written: part of a hole
+                if not hole:
+                    hole = seq
+                continue
             if hole:
                 out += encode(_GapLine(LogGap(first_seq=hole, last_seq=seq - 1, lost=seq - hole)))
                 out += b"\n"
                 gaps += 1
                 lost += seq - hole
                 hole = 0
-            out += encode(envelope)
+            out += line
             out += b"\n"
             envelopes += 1
         if through is not None and through >= expected:
@@ -467,6 +634,41 @@ class SessionLogRecorder:
             self._fsyncs += 1
             self._since_fsync = 0
 
+    def _checked(self, envelope: Envelope[Any], line: bytes) -> bytes | None:
+        """Worker thread: ``line``, or ``None`` if it nests deeper than ``max_depth``.
+
+        An event class whose annotations bound its depth within the limit joins
+        ``_shallow`` and is never checked again (most are: only ``Any`` payloads such as
+        ``tool_args`` are unbounded). For the others, a line with no more brackets than
+        ``max_depth`` cannot nest deeper (one C-level pass); only one with more is scanned.
+        """
+        max_depth = self._max_depth
+        event_type = type(envelope.event)
+        bound = _depth_bounds.get(event_type, -1)
+        if bound == -1:
+            bound = _depth_bounds[event_type] = _depth_bound(event_type)
+        if bound is not None and bound + 1 <= max_depth:  # the envelope is one level more
+            self._shallow.add(event_type)
+            return line
+        if _has_more_brackets(line, max_depth) and _nests_deeper(line, max_depth):
+            self._skip(envelope, "too_deep", max_depth=max_depth)
+            return None
+        return line
+
+    def _skip(self, envelope: Envelope[Any], reason: str, **detail: object) -> None:
+        """Worker thread: count an envelope not written; log the first for each reason."""
+        self._skipped += 1
+        if reason not in self._skip_logged:  # once per reason: the count is in statistics()
+            self._skip_logged.add(reason)
+            _log.warning(
+                "session_log_envelope_skipped",
+                path=self._path,
+                seq=envelope.seq,
+                kind=envelope.kind,
+                reason=reason,
+                **detail,
+            )
+
     # -- flushing ----------------------------------------------------------------------------
 
     def _notify_progress(self) -> None:
@@ -481,8 +683,8 @@ class SessionLogRecorder:
         :raises RuntimeError: if the recorder is not entered.
 
         When it returns, every ``seq`` up to the bus's last ``seq`` at the call is in the file:
-        written as an envelope line, or inside a gap marker (lost to a lossy queue). Written
-        means handed to the OS (``write`` and
+        written as an envelope line, or inside a gap marker (lost to a lossy queue, or not
+        written, see *What it never writes*). Written means handed to the OS (``write`` and
         ``flush``); whether it is also on disk depends on ``fsync``. Envelopes published
         after the call are not waited for, so it returns while other tasks keep publishing.
         It also returns if a write failed (the error leaves ``async with``) or the recorder
