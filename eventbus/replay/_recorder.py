@@ -219,9 +219,14 @@ class SessionLogRecorder:
     queue (``max_buffer_size``) is full, :meth:`EventBus.apublish` waits for it, and plain
     :meth:`EventBus.publish` raises :exc:`anyio.WouldBlock` (see the bus's *Backpressure*).
     With ``"drop_oldest"`` or ``"drop_newest"`` publishers never wait, and envelopes are lost
-    when the queue overflows. Every envelope the log does not hold is accounted for by a gap
-    marker line, ``{"gap":{"first_seq":a,"last_seq":b,"lost":n}}`` (a :class:`LogGap`), at the
-    place it would have been, so a log never has a *silent* hole:
+    when the queue overflows.
+
+    Gap markers
+    -----------
+    Every envelope published while the recorder runs that the log does not hold is
+    accounted for by a gap marker line, ``{"gap":{"first_seq":a,"last_seq":b,"lost":n}}``
+    (a :class:`LogGap`), at the place it would have been, so a log never has a *silent*
+    hole:
 
     * a jump in ``seq`` between two envelopes the recorder received (losses, or a bus whose
       ``seq`` jumped: :meth:`EventBus.publish_envelope` with ``keep_seq`` replaying a lossy
@@ -272,11 +277,12 @@ class SessionLogRecorder:
     even while other tasks keep publishing. It drains also when the body raised; an
     exception raised by the body leaves ``async with`` unwrapped.
 
-    The exit can be cancelled (an outer cancel scope or deadline, also one that cancelled the
-    body): it stops after the batch it is writing (batches are written whole), marks what it
-    did not write with one final gap marker (up to the exit's ``seq``), closes the file and
-    lets the cancellation through. The log is then a valid log: whole lines, every envelope
-    before the marker written, nothing missing silently, even for a lossless recorder.
+    The exit can be cancelled by an outer cancel scope or deadline, also one already
+    cancelled when the exit begins (a task group shutting down cancelled the body): the drain
+    then writes at most one more batch (batches are written whole), marks what it did not
+    write with one final gap marker (up to the exit's ``seq``), closes the file and lets the
+    cancellation through. The log is then valid: whole lines, nothing missing silently, even
+    for a lossless recorder (whose log then holds gap markers too).
 
     If the bus closes first, the recorder writes what it holds and then idles until exit. A
     write error (disk full...) ends the consumer task and leaves ``async with`` in an
