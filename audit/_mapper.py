@@ -428,14 +428,23 @@ def _parse(data: bytes) -> Any:
         return _UNPARSABLE
 
 
-def _any_secret(value: object, fields: ScanPlan, nodes: int = DEFAULT_CHECK_NODES) -> bool:
+_FIELD_ROOM: Final = MAX_DEPTH - 1  # a field's value is level 1 below the event
+
+
+def _any_secret(
+    value: object,
+    fields: ScanPlan,
+    nodes: int = DEFAULT_CHECK_NODES,
+    _room: int = _FIELD_ROOM,  # bound here: the hot path of every tool call
+    _check: Callable[[object, int, int], int] = _check,
+) -> bool:
     """Whether ``value`` needs the redacting walk: one of ``fields`` holds a secret-looking
     key or anything :func:`~audit._redact.contains_secret_key` does not pass."""
     assert isinstance(fields, tuple)
     for name in fields:
         field = getattr(value, name)
         if type(field) not in _SCALARS:
-            nodes = _check(field, nodes, _FIELD_ROOM)
+            nodes = _check(field, nodes, _room)
             if nodes < 0:
                 return True
     return False
@@ -451,6 +460,3 @@ def _fields_fit(value: object, fields: tuple[str, ...], nodes: int) -> bool:
             if nodes < 0:
                 return False
     return True
-
-
-_FIELD_ROOM: Final = MAX_DEPTH - 1  # a field's value is level 1 below the event

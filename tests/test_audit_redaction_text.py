@@ -211,3 +211,11 @@ def test_args_json_does_not_parse_huge_text() -> None:
     assert marker == f"[truncated {len(huge) - len(head)} bytes]"
     secret = huge.replace("data", "token")
     assert mapper.args_json(secret) == (f"[REDACTED] (unparsable arguments, {len(secret)} bytes)")
+
+
+def test_args_json_reads_lone_surrogates_as_question_marks() -> None:
+    mapper = AuditMapper()
+    assert mapper.args_json('{"path": "report-\udcff.txt"}') == '{"path":"report-?.txt"}'
+    assert mapper.args_json("not json \udcff") == "not json ?"
+    resource = msgspec.json.decode(mapper.resource(planned('{"path": "\udcff"}')))
+    assert resource["input_json"] == '{"path":"?"}'
