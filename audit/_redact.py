@@ -189,9 +189,24 @@ _CONFUSABLES: Final = str.maketrans(
         **dict(zip("\u0585\u057d\u0570\u0578\u0131\u0237\u0251\u0261", "ouhnijag", strict=True)),
     }
 )
-_DROPPED_CATEGORIES: Final = frozenset({"Cf", "Mn", "Me"})
-# For a key that still holds non-ASCII letters after the above: a trigger word with some of
-# its letters replaced by non-ASCII letters (at least one, at most a third) is taken as the
+# Dropped from non-ASCII keys after NFKD: every format character (Unicode 14 category Cf:
+# soft hyphen, zero-width characters, bidi controls, tags, ...) and the combining marks Latin
+# text is written with (accents, variation selectors); other marks separate words.
+_INVISIBLE: Final = re.compile(
+    "[\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f"
+    "\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb\U000110bd\U000110cd"
+    "\U00013430-\U00013438\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001"
+    "\U000e0020-\U000e007f"
+    "\u0300-\u036f\u0483-\u0489\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe00-\ufe0f"
+    "\ufe20-\ufe2f\U000e0100-\U000e01ef]"
+)
+# Runs of letters (any script), and an ASCII letter.
+_LETTERS: Final = re.compile(r"[^\W\d_]+")
+_ASCII_LETTER: Final = re.compile("[A-Za-z]")
+#: A word mixing ASCII and other letters longer than this is secret without looking.
+_MIXED_WORD_CHARS: Final = 32
+# For a word that mixes ASCII and non-ASCII letters after the above: a trigger word with some
+# of its letters replaced by non-ASCII letters (at least one, at most a third) is taken as the
 # trigger word (fail closed). Stems shorter than 3 letters would match too much.
 _WILDCARD_STEMS: Final = (
     "password",
@@ -268,11 +283,14 @@ def is_secret_key(key: str) -> bool:
     - the last word ends in ``auth`` (``auth``, ``oauth2``, ``x-auth``; not ``author``).
 
     Keys with non-ASCII characters are normalised first: compatibility forms folded (NFKD:
-    fullwidth ``\\uff30assword``), format characters and accents dropped (``pass\\u200bword``),
-    look-alike Cyrillic/Greek/Armenian letters mapped to ASCII (``api_k\\u0435y``); other non-ASCII
-    letters separate words, and a trigger word with up to a third of its letters replaced by
-    non-ASCII letters still counts (fail closed). Keys longer than :data:`MAX_KEY_CHARS`
-    characters are secret without looking.
+    fullwidth ``\\uff30assword``), format characters and accents dropped
+    (``pass\\u200bword``). In a word that mixes ASCII and other letters, look-alike
+    Cyrillic/Greek/Armenian letters are read as the ASCII letter (``api_k\\u0435y``), a trigger
+    word with up to a third of its letters left non-ASCII still counts, and a mixed word over
+    32 letters is secret (fail closed); a word of another script reads as ASCII only if every
+    letter is a look-alike, otherwise it separates words (``\\u043a\\u043b\\u044e\\u0447``,
+    Russian for key, is not secret). Keys longer than :data:`MAX_KEY_CHARS` characters are
+    secret without looking.
 
     Answers for keys up to 64 characters are cached (at most 4096, cleared when full); the
     cache never holds longer keys.
@@ -323,22 +341,38 @@ def _ascii_secret(key: str, tokens: bool = True) -> bool:
 
 
 def _non_ascii_secret(key: str) -> bool:
-    text = "".join(
-        c
-        for c in unicodedata.normalize("NFKD", key)
-        if c.isascii() or unicodedata.category(c) not in _DROPPED_CATEGORIES
-    ).translate(_CONFUSABLES)
-    if _ascii_secret(text):  # non-ASCII letters left over separate words
+    text = _INVISIBLE.sub("", unicodedata.normalize("NFKD", key))
+    mixed: list[str] = []
+
+    def skeleton(match: re.Match[str]) -> str:
+        word = match.group()
+        if word.isascii():
+            return word
+        if _ASCII_LETTER.search(word) is not None:  # ASCII and other letters in one word
+            if len(word) > _MIXED_WORD_CHARS:
+                mixed.append(word)  # secret, without a closer look
+                return " "
+            mapped = word.translate(_CONFUSABLES)
+            if not mapped.isascii():
+                mixed.append(mapped.casefold())
+            return mapped
+        if len(word) <= _MIXED_WORD_CHARS:
+            mapped = word.translate(_CONFUSABLES)
+            if mapped.isascii():  # every letter a look-alike: \u043a\u0435\u0443 reads key
+                return mapped
+        return " "  # a word of another script separates words, as punctuation does
+
+    if _ascii_secret(_LETTERS.sub(skeleton, text)):
         return True
-    if text.isascii():
-        return False
-    folded = text.casefold()
-    for pattern, size in _WILDCARDS:
-        most = max(1, size // 3)
-        for match in pattern.finditer(folded):
-            odd = [c for c in match.group(1) if not c.isascii()]
-            if 1 <= len(odd) <= most and all(c.isalpha() for c in odd):
-                return True
+    for word in mixed:  # fail closed: a trigger spelled with some non-ASCII letters
+        if len(word) > _MIXED_WORD_CHARS:
+            return True
+        for pattern, size in _WILDCARDS:
+            most = max(1, size // 3)
+            for match in pattern.finditer(word):
+                odd = sum(1 for c in match.group(1) if not c.isascii())
+                if 1 <= odd <= most:
+                    return True
     return False
 
 

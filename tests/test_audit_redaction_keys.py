@@ -144,6 +144,8 @@ def test_counters_and_look_alike_words_are_kept(key: str) -> None:
         "secr\u0575t",  # an Armenian letter no table maps: fail closed
         "\u0432\u0445\u043e\u0434_token",  # Cyrillic word, then token
         "api\u0436key",  # a non-ASCII letter between trigger words
+        "api_\u043a\u0435\u0443",  # every letter of "key" a Cyrillic look-alike
+        "x\u0436" * 20,  # a word mixing scripts, too long to look at: fail closed
     ],
 )
 def test_look_alike_spellings_are_recognised(key: str) -> None:
@@ -159,6 +161,15 @@ def test_look_alike_spellings_are_recognised(key: str) -> None:
         "caf\u00e9",
         "na\u00efve_count",
         "\u0438\u043c\u044f",  # a 3-letter Cyrillic word is not a wildcard "pwd"
+        "\u0438\u043c\u044f_\u043f\u043e\u043b\u044c\u0437\u043e\u0432\u0430\u0442\u0435\u043b\u044f",
+        "\u043a\u043b\u044e\u0447",  # Russian "key": a word, not a look-alike
+        "\u043a\u0435\u0443",  # look-alikes reading "key": a key alone is no secret
+        "\u03ba\u03c9\u03b4\u03b9\u03ba\u03cc\u03c2",  # Greek
+        "\u30e6\u30fc\u30b6\u30fc\u540d",  # Japanese
+        "Gr\u00f6\u00dfe",
+        "n\u00famero_de_tel\u00e9fono",
+        "\u4e00" * 200,  # long (under MAX_KEY_CHARS), one script: not secret
+        "monkey\u0436",  # mixed, but no letter of a trigger replaced
     ],
 )
 def test_non_ascii_keys_without_a_trigger_are_kept(key: str) -> None:
