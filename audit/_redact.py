@@ -379,6 +379,18 @@ def _non_ascii_secret(key: str) -> bool:
 # -- the fast check ----------------------------------------------------------------------------
 
 _SCALARS: Final = frozenset({str, int, float, bool, type(None)})
+_BUILTIN_TYPES: Final = (dict, list, str, int, float, bool, type(None))
+_EMPTY_OK: Final = frozenset({dict, list, tuple})
+_PLAIN_LEAVES: Final = (
+    enum.Enum,
+    uuid.UUID,
+    datetime.date,
+    datetime.time,
+    datetime.timedelta,
+    decimal.Decimal,
+    bytes,
+    bytearray,
+)
 
 # Keys already found not secret-looking, so a dict whose keys are all known is checked with
 # one C-level ``issuperset``. Bounded: keys up to 64 characters, cleared when full.
@@ -441,7 +453,7 @@ def contains_secret_key(value: object, nodes: int = DEFAULT_CHECK_NODES) -> bool
 def _fits(value: object, left: int, room: int) -> int:
     """What is left of the node budget ``left`` after counting the dict items, list elements
     and struct fields in ``value`` (nesting at most ``room`` more levels), or -1: more nodes
-    than ``left``, or nested deeper."""
+    than ``left``, nested deeper, or an object of unknown size (a set, a dataclass)."""
     kind = type(value)
     if kind in _SCALARS:
         return left
@@ -451,8 +463,10 @@ def _fits(value: object, left: int, room: int) -> int:
         items = value
     elif isinstance(value, msgspec.Struct):
         items = [getattr(value, f) for f in value.__struct_fields__]
-    else:
+    elif isinstance(value, _PLAIN_LEAVES):
         return left - 1
+    else:
+        return -1
     left -= len(items)
     if left < 0 or room < 0:
         return -1
@@ -492,20 +506,6 @@ class _Hole:
 
     def __init__(self, value: object) -> None:
         self.value = value
-
-
-_BUILTIN_TYPES: Final = (dict, list, str, int, float, bool, type(None))
-_EMPTY_OK: Final = frozenset({dict, list, tuple})
-_PLAIN_LEAVES: Final = (
-    enum.Enum,
-    uuid.UUID,
-    datetime.date,
-    datetime.time,
-    datetime.timedelta,
-    decimal.Decimal,
-    bytes,
-    bytearray,
-)
 
 
 def _shallow(node: msgspec.Struct) -> Any:

@@ -79,6 +79,14 @@ def test_a_huge_list_beside_a_secret_is_not_read_whole(monkeypatch: pytest.Monke
     assert MARKER.search(resource)
 
 
+def test_a_large_set_beside_a_secret_goes_through_the_bounded_walk() -> None:
+    resource = AuditMapper().resource(started({"token": "t-1", "s": set(range(100_000))}))
+    assert "t-1" not in resource
+    match = MARKER.search(resource)
+    assert match is not None
+    assert match.group(1) == "at least "
+
+
 @pytest.mark.parametrize(
     "args",
     [
