@@ -409,16 +409,10 @@ def _check(value: object, left: int, room: int) -> int:
     kind = type(value)
     if kind is dict:
         left -= len(value)  # type: ignore[arg-type]
-        if left < 0 or room < 0:
+        if (left | room) < 0:  # either is negative
             return -1
-        if not _SAFE_KEYS.issuperset(value):  # type: ignore[arg-type]
-            for k in value:  # type: ignore[attr-defined]
-                if type(k) is not str or is_secret_key(k):
-                    return -1
-                if len(k) <= _CACHED_KEY_CHARS:
-                    if len(_SAFE_KEYS) >= _SAFE_KEYS_MAX:
-                        _SAFE_KEYS.clear()
-                    _SAFE_KEYS.add(k)
+        if not _SAFE_KEYS.issuperset(value) and _unsafe_keys(value):  # type: ignore[arg-type]
+            return -1
         for v in value.values():  # type: ignore[attr-defined]
             if type(v) not in _SCALARS:
                 left = _check(v, left, room - 1)
@@ -427,7 +421,7 @@ def _check(value: object, left: int, room: int) -> int:
         return left
     if kind is list or kind is tuple:
         left -= len(value)  # type: ignore[arg-type]
-        if left < 0 or room < 0:
+        if (left | room) < 0:
             return -1
         for v in value:  # type: ignore[attr-defined]
             if type(v) not in _SCALARS:
@@ -436,6 +430,23 @@ def _check(value: object, left: int, room: int) -> int:
                     return -1
         return left
     return left if kind in _SCALARS else -1
+
+
+def _unsafe_keys(d: dict[Any, Any]) -> bool:
+    """Whether a key of ``d`` is secret-looking or not a ``str``; the others are remembered
+    as safe (up to 64 characters)."""
+    cached = _CACHE.get
+    for k in d:
+        if type(k) is not str:
+            return True
+        secret = cached(k)
+        if secret or (secret is None and is_secret_key(k)):
+            return True
+        if len(k) <= _CACHED_KEY_CHARS:
+            if len(_SAFE_KEYS) >= _SAFE_KEYS_MAX:
+                _SAFE_KEYS.clear()
+            _SAFE_KEYS.add(k)
+    return False
 
 
 def contains_secret_key(value: object, nodes: int = DEFAULT_CHECK_NODES) -> bool:
