@@ -52,20 +52,22 @@ class CountingKeys:
 # -- bounded work ------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("nested", [False, True])
 @pytest.mark.parametrize("secret", [False, True])
 def test_a_huge_dict_costs_a_bounded_number_of_key_checks(
-    monkeypatch: pytest.MonkeyPatch, secret: bool
+    monkeypatch: pytest.MonkeyPatch, secret: bool, nested: bool
 ) -> None:
     args: dict[str, Any] = {f"k{i:06d}": i for i in reversed(range(100_000))}
     if secret:
         args["token"] = "t-secret"
     counting = CountingKeys(monkeypatch)
-    resource = AuditMapper().resource(started(args))
+    resource = AuditMapper().resource(started({"inner": args} if nested else args))
     assert counting.calls <= 2 * 2048
     assert len(resource.encode()) <= 2048
     # sorted, as the full encoding starts
     assert resource.startswith('{"event_type":"tool_execution_started","session_id":"s",')
-    assert '"tool_args":{"k000000":0,"k000001":1,' in resource
+    tool_args = '"tool_args":{"inner":{' if nested else '"tool_args":{'
+    assert tool_args + '"k000000":0,"k000001":1,' in resource
     assert "t-secret" not in resource
 
 
