@@ -13,17 +13,26 @@ from eventbus._bus import _check_positive_int
 from ._actions import AuditAction, Other
 from ._kernel import is_catalogue_class, kernel_fn
 from ._redact import (
+    _SAFE_KEYS,
     _SCALARS,
     ALWAYS,
+    DEFAULT_CHECK_NODES,
+    MAX_DEPTH,
     REDACTED,
     Redactor,
     ScanPlan,
+    TextPlan,
+    _check,
+    _fits,
+    _redact_small,
+    _unsafe_keys,
+    _Walker,
     bound_text,
     canonical_json,
-    contains_secret_key,
     maybe_secret_text,
     redact_secrets,
     scan_plan,
+    walk_json,
 )
 
 __all__ = ["AuditMapper", "MapFn"]
@@ -36,7 +45,21 @@ MapFn: TypeAlias = Callable[[Any], tuple[str, AuditAction]]
 #: The smallest ``max_resource_bytes`` accepted: room for a marker and a little text.
 MIN_RESOURCE_BYTES: Final = 64
 
-_ENCODE_ERRORS: Final = (msgspec.EncodeError, TypeError, ValueError, OverflowError)
+# What encoding an event's builtin form can raise: unsupported types and non-str keys
+# (TypeError), lone surrogates (UnicodeEncodeError), nesting past the stack (RecursionError).
+_ENCODE_ERRORS: Final = (
+    msgspec.EncodeError,
+    TypeError,
+    ValueError,
+    OverflowError,
+    RecursionError,
+)
+
+#: Tool arguments longer than this (bytes) are not parsed: treated as unparsable text.
+MAX_PARSED_ARGS_BYTES: Final = 1 << 20
+# args_json remembers its last answer for a text up to this long (the resource of the same
+# ToolCallPlanned asks for it again, right after the mapping function).
+_ARGS_MEMO_CHARS: Final = 1 << 16
 
 
 class _TypeInfo:
@@ -117,6 +140,8 @@ class AuditMapper:
             raise TypeError(f"redact must be callable or None, got {type(redact).__name__}")
         self._redact = redact
         self._limit = max_resource_bytes
+        self._check_nodes = max_resource_bytes // 2 + 64
+        self._args_memo: tuple[str, str] | None = None
         self._builtin = builtin
         self._registered: dict[type, MapFn] = {}
         self._resolved: dict[type, _TypeInfo] = {}
@@ -217,15 +242,27 @@ class AuditMapper:
         """The stored form of ``value`` (an event, or any part of one such as tool arguments).
 
         :returns: its canonical JSON (sorted keys), redacted, cut to ``max_resource_bytes``
-            with a ``…[truncated N bytes]`` marker; ``"<unencodable: reason>"`` (also bounded)
-            if ``value`` cannot be encoded as JSON.
-        :raises: whatever the redactor raises, or :exc:`TypeError` if it returns something
-            that cannot be encoded.
+            with a ``…[truncated N bytes]`` marker (``…[truncated at least N bytes]`` when
+            the redacting walk stopped reading a large value early: N is then a lower bound);
+            ``"<unencodable: reason>"`` (also bounded) if it holds an object msgspec cannot
+            encode.
+        :raises: whatever a custom redactor raises, or :exc:`TypeError` if it returns
+            something that cannot be encoded.
 
         The default redactor looks only where a secret can be: it knows per event class which
         fields may hold arbitrary keys (``tool_args``, ``context``), checks those, and walks
         the whole event only when one holds a secret-looking key. Events without such fields
-        cost one encode.
+        cost one encode. Text fields carrying tool arguments are stored redacted whenever a
+        redactor is set: JSON text (``ToolCallPlanned.input_json``) as :meth:`args_json`
+        makes it, a streamed piece of arguments (``ModelDelta.text`` of a ``tool_call_arg``
+        delta) replaced whole by ``"[REDACTED] (tool-call argument fragment, N bytes)"``.
+
+        What the walk does to what cannot be stored as is (with any redactor, or none):
+        dict keys that are not ``str`` become their text (see :func:`~audit.redact_secrets`);
+        a dict or list nested more than 64 levels below the event becomes ``"[TOO DEEP]"``;
+        lone surrogates become U+FFFD; the rest of the event is kept. NaN and infinities are
+        stored as ``null``, as JSON (and ``eventbus.codec.encode_json``) writes them; a
+        mapping function's text keeps them (``score=NaN``).
         """
         if isinstance(value, msgspec.Struct):
             info = self._resolved.get(type(value))
@@ -241,41 +278,135 @@ class AuditMapper:
         return bound_text(raw, self._limit)
 
     def _resource_raw(self, value: object, scan: ScanPlan) -> bytes:
-        """The UTF-8 of ``value``'s resource before bounding (unencodable: already bounded).
+        """The UTF-8 of ``value``'s resource before bounding (already bounded when it is an
+        ``<unencodable: ...>`` marker or the walk stopped early).
 
         Always valid UTF-8 (msgspec's output, or ``str.encode``), so decoding it and encoding
-        the text again gives these bytes back.
+        the text again gives these bytes back. Raises only what a custom redactor raises.
         """
-        try:
-            raw = canonical_json(value)
-        except _ENCODE_ERRORS as exc:
-            return bound_text(f"<unencodable: {exc}>".encode(), self._limit).encode()
         redact = self._redact
         if redact is redact_secrets:
-            if scan is None:
-                return raw  # no instance of the class can hold a secret-looking key
-            if scan is ALWAYS or _any_secret(value, scan):
-                raw = canonical_json(redact_secrets(msgspec.to_builtins(value)))
-        elif redact is not None:
-            raw = canonical_json(redact(msgspec.to_builtins(value)))
-        return raw
+            if scan is None:  # no instance of the class can hold a secret-looking key
+                try:
+                    return canonical_json(value)
+                except _ENCODE_ERRORS:
+                    return self._walk(value, True)
+            nodes = self._check_nodes
+            if type(scan) is tuple:
+                if not _any_secret(value, scan, nodes):
+                    try:
+                        return canonical_json(value)
+                    except _ENCODE_ERRORS:
+                        return self._walk(value, True)
+                small = _fields_fit(value, scan, nodes)
+            elif scan is ALWAYS:
+                if _check(value, nodes, MAX_DEPTH) >= 0:  # plain data without secrets
+                    try:
+                        return canonical_json(value)
+                    except _ENCODE_ERRORS:
+                        return self._walk(value, True)
+                small = _fits(value, nodes, MAX_DEPTH) >= 0
+            else:
+                assert type(scan) is TextPlan
+                return self._resource_raw(self._rewrite_text(value, scan), scan.base)
+            if small:  # a few nodes: copy, redact and encode in one go, as exactly as the walk
+                try:
+                    return canonical_json(_redact_small(msgspec.to_builtins(value)))
+                except _ENCODE_ERRORS:
+                    pass  # non-str keys, lone surrogates, ...: the walk copes
+            return self._walk(value, True)
+        if type(scan) is TextPlan and redact is not None:
+            value = self._rewrite_text(value, scan)
+        if redact is None:
+            try:
+                return canonical_json(value)
+            except _ENCODE_ERRORS:
+                return self._walk(value, False)
+        try:
+            plain = msgspec.to_builtins(value)
+        except _ENCODE_ERRORS:
+            try:
+                plain = _Walker(False, None).value(value, 0)
+            except _ENCODE_ERRORS as exc:
+                return self._unencodable(exc)
+        redacted = redact(plain)  # a custom redactor: what it raises propagates
+        try:
+            return canonical_json(redacted)
+        except _ENCODE_ERRORS:
+            return self._walk(redacted, False)
+
+    def _walk(self, value: object, redact: bool) -> bytes:
+        """The bounded walk's encoding of ``value``, or ``<unencodable: ...>``."""
+        try:
+            return walk_json(value, redact, self._limit)
+        except _ENCODE_ERRORS as exc:
+            return self._unencodable(exc)
+
+    def _unencodable(self, exc: BaseException) -> bytes:
+        text = f"<unencodable: {exc}>".encode("utf-8", "replace")
+        return bound_text(text, self._limit).encode()
+
+    def _rewrite_text(self, value: Any, plan: TextPlan) -> Any:
+        """``value`` with its argument-carrying text fields replaced by their stored form."""
+        changes: dict[str, str] = {}
+        for name in plan.json_fields:
+            text = getattr(value, name)
+            if type(text) is str:
+                changes[name] = self.args_json(text)
+        if plan.fragment is not None:
+            name, is_arguments = plan.fragment
+            text = getattr(value, name)
+            if type(text) is str and text and is_arguments(value):
+                size = len(text.encode("utf-8", "surrogatepass"))
+                changes[name] = f"{REDACTED} (tool-call argument fragment, {size} bytes)"
+        return msgspec.structs.replace(value, **changes) if changes else value
 
     def args_json(self, raw: str) -> str:
         """What ``ToolCall.args_json`` stores for a tool call's raw JSON arguments.
 
-        :returns: the arguments parsed, redacted and re-encoded like :meth:`resource`; text
-            that is not JSON is stored bounded as it is, unless it contains anything
-            secret-looking, in which case it is replaced by ``"[REDACTED] (unparsable
-            arguments, N bytes)"`` (keys cannot be told from values in it).
-        :raises: whatever the redactor raises.
+        :returns: the arguments parsed, redacted and re-encoded like :meth:`resource`
+            (bounded to ``max_resource_bytes``). With a redactor set:
+
+            - text that is not JSON (or longer than 1 MiB, which is not parsed) is stored
+              bounded as it is, unless it contains anything secret-looking
+              (:func:`maybe_secret_text`: password, token, key, auth, ... anywhere), in which
+              case it is replaced by ``"[REDACTED] (unparsable arguments, N bytes)"`` (keys
+              cannot be told from values in it);
+            - a JSON string is parsed once more: if it holds JSON other than a string
+              (double-encoded arguments, as OpenAI-style ``arguments`` strings often are),
+              that is stored, redacted; otherwise the string is free text, stored as the
+              JSON string unless it contains anything secret-looking, in which case it is
+              replaced by ``"[REDACTED] (text arguments, N bytes)"``.
+
+            Lone surrogates in ``raw`` are read as ``?``.
+        :raises: whatever a custom redactor raises.
         """
-        data = raw.encode()
-        try:
-            value = msgspec.json.decode(data)
-        except msgspec.DecodeError:
-            if self._redact is not None and maybe_secret_text(data):
+        memo = self._args_memo
+        if memo is not None and memo[0] is raw:
+            return memo[1]
+        stored = self._args_json(raw)
+        if len(raw) <= _ARGS_MEMO_CHARS:
+            self._args_memo = (raw, stored)
+        return stored
+
+    def _args_json(self, raw: str) -> str:
+        data = raw.encode("utf-8", "replace")
+        value = _parse(data)
+        redact = self._redact
+        if value is _UNPARSABLE:
+            if redact is not None and maybe_secret_text(data):
                 return f"{REDACTED} (unparsable arguments, {len(data)} bytes)"
             return bound_text(data, self._limit)
+        if type(value) is str and redact is not None:
+            text = value.encode("utf-8", "replace")
+            inner = _parse(text)
+            if inner is _UNPARSABLE or type(inner) is str:
+                if maybe_secret_text(text) or (
+                    type(inner) is str and maybe_secret_text(inner.encode("utf-8", "replace"))
+                ):
+                    return f"{REDACTED} (text arguments, {len(data)} bytes)"
+            else:
+                value = inner
         return self.resource(value)
 
     def category_of(self, event_type: type) -> tuple[str | None, str | None]:
@@ -286,10 +417,62 @@ class AuditMapper:
         return info.category, info.primitive
 
 
-def _any_secret(value: object, fields: ScanPlan) -> bool:
+_UNPARSABLE: Final = object()
+
+
+def _parse(data: bytes) -> Any:
+    """``data`` parsed as JSON, or ``_UNPARSABLE`` (not JSON, or over 1 MiB)."""
+    if len(data) > MAX_PARSED_ARGS_BYTES:
+        return _UNPARSABLE
+    try:
+        return msgspec.json.decode(data)
+    except msgspec.DecodeError:
+        return _UNPARSABLE
+
+
+_FIELD_ROOM: Final = MAX_DEPTH - 1  # a field's value is level 1 below the event
+
+
+def _any_secret(
+    value: object,
+    fields: ScanPlan,
+    nodes: int = DEFAULT_CHECK_NODES,
+    _room: int = _FIELD_ROOM,  # bound here: the hot path of every tool call
+    _check: Callable[[object, int, int], int] = _check,
+) -> bool:
+    """Whether ``value`` needs the redacting walk: one of ``fields`` holds a secret-looking
+    key or anything :func:`~audit._redact.contains_secret_key` does not pass.
+
+    :func:`~audit._redact._check`, with its first level inlined for a dict (tool arguments
+    almost always are one): one call less per tool call, and no budget arithmetic for it
+    when all its keys are known safe (then it has at most 4096 keys, a bounded loop).
+    """
     assert isinstance(fields, tuple)
     for name in fields:
         field = getattr(value, name)
-        if type(field) not in _SCALARS and contains_secret_key(field):
-            return True
+        kind = type(field)
+        if kind is dict:
+            if not _SAFE_KEYS.issuperset(field) and (len(field) > nodes or _unsafe_keys(field)):
+                return True
+            for v in field.values():
+                if type(v) not in _SCALARS:
+                    nodes = _check(v, nodes, _room - 1)
+                    if nodes < 0:
+                        return True
+        elif kind not in _SCALARS:
+            nodes = _check(field, nodes, _room)
+            if nodes < 0:
+                return True
     return False
+
+
+def _fields_fit(value: object, fields: tuple[str, ...], nodes: int) -> bool:
+    """Whether ``fields`` of ``value`` hold at most ``nodes`` nodes, nested no deeper than the
+    walk keeps (the other fields have fixed, small types)."""
+    for name in fields:
+        field = getattr(value, name)
+        if type(field) not in _SCALARS:
+            nodes = _fits(field, nodes, _FIELD_ROOM)
+            if nodes < 0:
+                return False
+    return True
