@@ -23,16 +23,18 @@ kernels) back; :func:`replay` publishes it into a bus again; the pure functions
 The log format
 --------------
 One JSON object per line, ``\\n``-terminated, UTF-8: an :class:`~eventbus.Envelope` as
-canonical JSON (:func:`eventbus.codec.encode_json`), or, in a lossy recording, a gap marker
-``{"gap":{"first_seq":a,"last_seq":b,"lost":n}}`` (:class:`LogGap`) standing for the
-envelopes the recorder never got. Lines are in ``seq`` order. The reader also accepts Rust
-kernel logs without envelopes (seed 002 ``event_type``-tagged events, seed 002
-``{"seq","ts_ms","kind","event"}`` envelopes, oxios externally tagged events) and
-synthesises envelopes for them (``seq`` = line number).
+canonical JSON (:func:`eventbus.codec.encode_json`), or a gap marker
+``{"gap":{"first_seq":a,"last_seq":b,"lost":n}}`` (:class:`LogGap`) standing for envelopes
+not recorded: lost by a lossy recorder, skipped because their line would be one the reader
+refuses (too long, too deep, unencodable), or left by a cancelled exit. Lines are in
+``seq`` order. The reader also accepts Rust kernel logs without envelopes (seed 002
+``event_type``-tagged events, seed 002 ``{"seq","ts_ms","kind","event"}`` envelopes, oxios
+externally tagged events) and synthesises envelopes for them (``seq`` = line number).
 
 Lossless and lossy
 ------------------
-The recorder subscribes with ``overflow="block"`` by default: the log has no holes, and
+The recorder subscribes with ``overflow="block"`` by default: it loses nothing (only an
+envelope it cannot write, or a cancelled exit, leaves a gap marker), and
 publishers using ``apublish`` wait when the recorder falls behind (``publish`` raises
 :exc:`anyio.WouldBlock`). A lossy recorder never slows publishers; every hole becomes a gap
 marker, so a log never has a *silent* hole.

@@ -41,9 +41,11 @@ _type = type  # read_log's ``type`` parameter shadows the builtin
 class LogGap(msgspec.Struct, frozen=True, kw_only=True):
     """A hole in a lossy recording: envelopes ``first_seq`` to ``last_seq`` were not recorded.
 
-    A :class:`SessionLogRecorder` subscribed with a drop policy writes one gap marker line,
-    ``{"gap":{"first_seq":..,"last_seq":..,"lost":..}}``, just before the first envelope it
-    recorded after the hole. ``lost`` is ``last_seq - first_seq + 1``.
+    A :class:`SessionLogRecorder` writes one gap marker line,
+    ``{"gap":{"first_seq":..,"last_seq":..,"lost":..}}``, where the hole is: before the next
+    envelope it recorded, or at the end of the log. A hole is what a drop policy lost, an
+    envelope the recorder skipped (its line would be too long, too deep or unencodable), or
+    what a cancelled exit did not write. ``lost`` is ``last_seq - first_seq + 1``.
     """
 
     first_seq: int
