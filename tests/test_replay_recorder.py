@@ -146,7 +146,14 @@ async def test_refuses_an_existing_file_unless_appending(tmp_path: Path) -> None
     assert [e.seq for e in read_log(path)] == [1, 2]
 
 
-@pytest.mark.parametrize("torn", [b'{"seq":3,"event_id":"01a2', b"x" * 70_000])
+@pytest.mark.parametrize(
+    "torn",
+    [
+        b'{"seq":3,"event_id":"01a2',
+        b"x" * 70_000,
+        b'{"causation_id":null,"event_id":"\xff"}',  # whole JSON, not UTF-8: no record either
+    ],
+)
 async def test_appending_cuts_a_torn_final_line_and_keeps_the_log_readable(
     tmp_path: Path, torn: bytes
 ) -> None:

@@ -47,7 +47,7 @@ def _open_to_append(path: str) -> IO[bytes]:
         if end < size:
             try:
                 msgspec.json.decode(os.pread(fd, size - end, end))
-            except msgspec.DecodeError:  # torn: cut it
+            except (msgspec.DecodeError, UnicodeError):  # torn (read_log skips it): cut it
                 os.ftruncate(fd, end)
                 _log.warning("session_log_torn_tail_cut", path=path, torn_bytes=size - end)
             else:  # whole: end it
