@@ -199,7 +199,6 @@ class Auditor:
         self._written_seq = 0  # trail seq of the newest entry committed to the sink
         self._sink_failed: BaseException | None = None
         self._store_newest: AuditEntry | None = None  # the sink's newest entry at the start
-        self._check_all = sink is not None  # every entry's actor and action (see _record)
         self._sink_written = 0
         self._sink_errors = 0
         self._sink_lost = 0
@@ -576,7 +575,7 @@ class Auditor:
         # where a value of another class than declared would corrupt the store.
         if (
             error is None
-            and (cut or self._check_all)
+            and (cut or self._sink is not None)
             and not _FITS[action.__class__](actor, action, limit)
         ):
             actor, action, error = _fit(actor, action, limit)

@@ -115,7 +115,8 @@ class AuditMapper:
         is stored as ``resource`` (default :func:`~audit.redact_secrets`; ``None`` stores
         events unredacted).
     :param max_resource_bytes: the most bytes a ``resource`` (and a ``ToolCall.args_json``)
-        may take, marker included (default 2048, the minimum 64).
+        may take, marker included (default 2048, the minimum 64). The audit consumer cuts
+        an entry's actor, the action's other texts and its ids to it too.
     :param builtin: map the kernel catalogue (``eventbus.events``) with the built-in mapping,
         a port of oxios' ``kernel_event_to_audit_action`` and ``extract_agent_id``
         (default ``True``).
