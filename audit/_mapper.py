@@ -16,7 +16,6 @@ from ._redact import (
     _SAFE_KEYS,
     _SCALARS,
     ALWAYS,
-    DEFAULT_CHECK_NODES,
     MAX_DEPTH,
     REDACTED,
     Redactor,
@@ -30,6 +29,7 @@ from ._redact import (
     bound_text,
     canonical_json,
     maybe_secret_text,
+    node_budget,
     redact_secrets,
     scan_plan,
     walk_json,
@@ -141,7 +141,7 @@ class AuditMapper:
             raise TypeError(f"redact must be callable or None, got {type(redact).__name__}")
         self._redact = redact
         self._limit = max_resource_bytes
-        self._check_nodes = max_resource_bytes // 2 + 64
+        self._check_nodes = node_budget(max_resource_bytes)
         self._args_memo: tuple[str, str] | None = None
         self._builtin = builtin
         self._registered: dict[type, MapFn] = {}
@@ -273,10 +273,7 @@ class AuditMapper:
         return self._resource(value, ALWAYS)
 
     def _resource(self, value: object, scan: ScanPlan) -> str:
-        raw = self._resource_raw(value, scan)
-        if len(raw) <= self._limit:
-            return raw.decode("utf-8", "replace")
-        return bound_text(raw, self._limit)
+        return bound_text(self._resource_raw(value, scan), self._limit)
 
     def _resource_raw(self, value: object, scan: ScanPlan) -> bytes:
         """The UTF-8 of ``value``'s resource before bounding (already bounded when it is an
@@ -437,12 +434,14 @@ _FIELD_ROOM: Final = MAX_DEPTH - 1  # a field's value is level 1 below the event
 def _any_secret(
     value: object,
     fields: ScanPlan,
-    nodes: int = DEFAULT_CHECK_NODES,
+    nodes: int,
     _room: int = _FIELD_ROOM,  # bound here: the hot path of every tool call
     _check: Callable[[object, int, int], int] = _check,
 ) -> bool:
     """Whether ``value`` needs the redacting walk: one of ``fields`` holds a secret-looking
-    key or anything :func:`~audit._redact.contains_secret_key` does not pass.
+    key or a non-str one, anything but plain dicts, lists, tuples and scalars, nesting deeper
+    than :data:`~audit._redact.MAX_DEPTH`, or more than ``nodes`` dict items and list
+    elements (the walk bounds its work; this check gives up rather than look at everything).
 
     :func:`~audit._redact._check`, with its first level inlined for a dict (tool arguments
     almost always are one): one call less per tool call, and no budget arithmetic for it

@@ -38,7 +38,6 @@ __all__ = [
     "TextPlan",
     "bound_text",
     "canonical_json",
-    "contains_secret_key",
     "is_secret_key",
     "maybe_secret_text",
     "redact_secrets",
@@ -397,8 +396,12 @@ _PLAIN_LEAVES: Final = (
 _SAFE_KEYS: Final[set[str]] = set()
 _SAFE_KEYS_MAX: Final = 4096
 
-#: How many dict items and list elements the fast check looks at before it gives up.
-DEFAULT_CHECK_NODES: Final = 2048 // 2 + 64
+
+def node_budget(limit: int) -> int:
+    """How many dict items and list elements the fast check looks at, and the walk copies
+    once its output is past ``limit`` bytes, for a resource bound of ``limit``: the two must
+    agree, so both take it from here."""
+    return limit // 2 + 64
 
 
 def _check(value: object, left: int, room: int) -> int:
@@ -447,18 +450,6 @@ def _unsafe_keys(d: dict[Any, Any]) -> bool:
                 _SAFE_KEYS.clear()
             _SAFE_KEYS.add(k)
     return False
-
-
-def contains_secret_key(value: object, nodes: int = DEFAULT_CHECK_NODES) -> bool:
-    """Whether a JSON-like ``value`` needs the redacting walk rather than a plain encode.
-
-    True when it holds a dict key :func:`is_secret_key` accepts, or a key that is not a
-    ``str``, or anything other than plain dicts, lists, tuples and scalars (a Struct, a
-    dataclass, a dict subclass inside an ``Any`` field), or nesting deeper than
-    :data:`MAX_DEPTH`, or more than ``nodes`` dict items and list elements (the walk bounds
-    its work; this check gives up rather than look at everything).
-    """
-    return _check(value, nodes, MAX_DEPTH) < 0
 
 
 def _fits(value: object, left: int, room: int) -> int:
@@ -578,7 +569,7 @@ class _Walker:
     """Copies a value into its stored builtin form, in canonical (sorted) order.
 
     With ``limit``, it keeps an underestimate of the bytes the copy encodes to and stops
-    copying once that is past ``limit`` *and* it has copied more than ``limit // 2 + 64``
+    copying once that is past ``limit`` *and* it has copied more than ``node_budget(limit)``
     items: what it leaves out comes after the cut. ``cut`` says it stopped early,
     ``dropped`` is a lower bound on the encoded bytes it left out.
     """
@@ -588,7 +579,7 @@ class _Walker:
     def __init__(self, redact: bool, limit: int | None) -> None:
         self.redact = redact
         self.left = sys.maxsize if limit is None else limit
-        self.stop_after = sys.maxsize if limit is None else limit // 2 + 64
+        self.stop_after = sys.maxsize if limit is None else node_budget(limit)
         self.nodes = 0
         self.dropped = 0
         self.cut = False

@@ -90,7 +90,7 @@ async def main() -> None:
     scans = [(e, i.scan) for e, i in pairs if isinstance(i.scan, tuple)]
     row(
         f"resource: redaction check _any_secret (only {len(scans)} of 1024 events: tool_args)",
-        lambda p: _any_secret(p[0], p[1]),
+        lambda p: _any_secret(p[0], p[1], mapper._check_nodes),
         scans,
     )
     raws = [canonical_json(e) for e in events]
