@@ -258,7 +258,8 @@ class AuditMapper:
         makes it, a streamed piece of arguments (``ModelDelta.text`` of a ``tool_call_arg``
         delta) replaced whole by ``"[REDACTED] (tool-call argument fragment, N bytes)"``.
 
-        What the walk does to what cannot be stored as is (with any redactor, or none):
+        What the walk does to what cannot be stored as is (with the default redactor; with
+        none, or a custom one, the walk runs only for what msgspec cannot encode):
         dict keys that are not ``str`` become their text (see :func:`~audit.redact_secrets`);
         a dict or list nested more than 64 levels below the event becomes ``"[TOO DEEP]"``;
         lone surrogates become U+FFFD; the rest of the event is kept. NaN and infinities are
