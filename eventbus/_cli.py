@@ -603,7 +603,9 @@ def _anchor_damage(
     """The store's lowest and highest seq (``None`` for no entry), and its entries at the
     anchor's ends, against where the ``anchor`` says the store starts and ends (entries
     past its end are a batch written but not yet acknowledged: they stand)."""
-    if first is None or last is None:  # (a sink writes its anchor with its first entries)
+    if first is None or last is None:
+        if anchor.last_seq == 0:  # an anchor of nothing acknowledged (as verify judges it)
+            return []
         return [
             f"the anchor says the store holds seq {anchor.first_seq}..{anchor.last_seq}, "
             "it holds no entry"

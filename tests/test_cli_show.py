@@ -683,3 +683,24 @@ def test_entries_of_no_single_event_are_never_duplicates(
 def entries_of(path: Path) -> list[AuditEntry]:
     with open_sink(path) as sink:
         return sink.load_tail(1000)
+
+
+def test_show_finds_no_damage_in_an_empty_store_whose_anchor_acknowledged_nothing(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # An anchor of last_seq 0 over no entry is intact to verify; show called it damaged.
+    from audit import GENESIS_HASH
+
+    store = tmp_path / "audit.jsonl"
+    store.write_bytes(b"")
+    Path(f"{store}.anchor").write_bytes(
+        msgspec.json.encode(
+            {"first_seq": 1, "first_prev_hash": GENESIS_HASH, "last_seq": 0, "last_hash": ""}
+        )
+    )
+    assert run(capsys, "audit", "verify", str(store))[0] == 0
+    assert run(capsys, "audit", "show", str(store)) == (
+        0,
+        "",
+        "no entries match (the store holds 0)\n",
+    )
