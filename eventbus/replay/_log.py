@@ -11,7 +11,7 @@ import structlog
 
 from .._bus import _check_positive_int, _kind_of
 from .._envelope import Envelope
-from ..codec import DEFAULT_MAX_DEPTH, decode_json, decode_oxios_json
+from ..codec import DEFAULT_MAX_DEPTH, DEFAULT_MAX_SIZE, decode_json, decode_oxios_json
 from ..events import AnyKernelEvent, Category
 from ..events._os import OS_EVENT_TYPES
 
@@ -26,7 +26,7 @@ T = TypeVar("T")
 
 _log = structlog.get_logger("eventbus.replay")
 
-DEFAULT_MAX_LINE_BYTES: Final = 1 << 20
+DEFAULT_MAX_LINE_BYTES: Final = DEFAULT_MAX_SIZE
 """The default ``max_line_bytes`` of :func:`read_log`: 1 MiB, the codec's ``max_size``."""
 
 # A line the recorder wrote for an envelope starts with the first key in sorted order.

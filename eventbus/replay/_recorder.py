@@ -518,12 +518,14 @@ class SessionLogRecorder:
                 return
             batch = self._take_ready([])
             if not batch:
-                # Caught up: whatever the bus handed out that the queue never held is lost.
-                # Mark it now, not when (if ever) the next envelope arrives.
-                last = self._bus.statistics().published
-                if last >= self._next_seq:
-                    await self._write([], through=last)
-                    continue
+                # Caught up: whatever the bus handed out that a lossy queue never held is
+                # lost. Mark it now, not when (if ever) the next envelope arrives. (A block
+                # queue loses nothing: it is spared the look.)
+                if self._overflow != "block":
+                    last = self._bus.statistics().published
+                    if last >= self._next_seq:
+                        await self._write([], through=last)
+                        continue
                 try:
                     first = await sub.receive()
                 except EndOfStream:
